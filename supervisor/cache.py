@@ -1,0 +1,255 @@
+"""The derived read cache: SQLite under `$FLEET_HOME/cache/`, never the truth.
+
+It holds every task file of one commit of `refs/heads/main` (the commit is recorded with it), and
+is brought up to date from `git diff-tree` when the ref moves. Deleting it loses nothing: the next
+read rebuilds it from the tree.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from supervisor.git import Git
+from supervisor.graph import Node
+from supervisor.model import BLOCKING_TYPES, PARENT_TYPE, Task, parse_time
+
+SCHEMA_VERSION = "3"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks(
+    id TEXT PRIMARY KEY, status TEXT NOT NULL, priority INTEGER NOT NULL,
+    created_ts REAL NOT NULL, issue_type TEXT NOT NULL, defer_until TEXT NOT NULL,
+    not_before TEXT NOT NULL, hidden INTEGER NOT NULL, coder TEXT NOT NULL,
+    labels TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deps(issue_id TEXT NOT NULL, depends_on_id TEXT NOT NULL,
+    type TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS deps_issue ON deps(issue_id);
+CREATE INDEX IF NOT EXISTS deps_target ON deps(depends_on_id);
+CREATE INDEX IF NOT EXISTS tasks_order ON tasks(status, priority, created_ts);
+"""
+TASKS_DIR = "tasks/"
+CONFIG_PATH = "config.toml"
+
+
+class Cache:
+    def __init__(self, path: Path, git: Git) -> None:
+        self.git = git
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        if self._meta("schema") != SCHEMA_VERSION:
+            self._reset()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _meta(self, key: str) -> str | None:
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return None if row is None else str(row[0])
+
+    def _reset(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._meta("schema") != SCHEMA_VERSION:  # another process may have done it
+                for table in ("meta", "tasks", "deps"):
+                    self.db.execute(f"DROP TABLE IF EXISTS {table}")
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute("INSERT INTO meta VALUES('schema', ?)", (SCHEMA_VERSION,))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def sync(self) -> str | None:
+        """Bring the cache to the commit `refs/heads/main` points at now; return that commit."""
+        head = self.git.ref()
+        if self._meta("commit") == (head or ""):
+            return head
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            cached = self._meta("commit") or ""
+            head = self.git.ref()
+            if cached != (head or ""):
+                self._apply(cached, head)
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES('commit', ?)", (head or "",)
+                )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return head
+
+    def _apply(self, cached: str, head: str | None) -> None:
+        if not head:
+            self.db.execute("DELETE FROM tasks")
+            self.db.execute("DELETE FROM deps")
+            return
+        if cached:
+            out = self.git.out(
+                "diff-tree", "-r", "--no-renames", cached, head, "--", "tasks", CONFIG_PATH
+            )
+            changed: list[tuple[str, str]] = []
+            for line in out.splitlines():
+                meta, path = line.split("\t", 1)
+                changed.append((path, meta.split()[3]))
+        else:
+            self.db.execute("DELETE FROM tasks")
+            self.db.execute("DELETE FROM deps")
+            self.db.execute("DELETE FROM meta WHERE key='config'")
+            out = self.git.out("ls-tree", "-r", head, "--", "tasks", CONFIG_PATH)
+            changed = [(line.split("\t", 1)[1], line.split()[2]) for line in out.splitlines()]
+        for path, sha in [c for c in changed if c[0] == CONFIG_PATH]:
+            text = "" if set(sha) == {"0"} else (self.git.read(sha) or b"").decode()
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES('config', ?)", (text,))
+        changed = [c for c in changed if c[0] != CONFIG_PATH]
+        gone = [_task_id(p) for p, sha in changed if set(sha) == {"0"}]
+        present = [(p, sha) for p, sha in changed if set(sha) != {"0"}]
+        self._delete(gone)
+        bodies = self.git.cat_batch([sha for _, sha in present])
+        self._insert(Task.from_dict(json.loads(data or b"{}")) for _, data in bodies)
+
+    def _delete(self, ids: list[str]) -> None:
+        self.db.executemany("DELETE FROM tasks WHERE id=?", [(i,) for i in ids])
+        self.db.executemany("DELETE FROM deps WHERE issue_id=?", [(i,) for i in ids])
+
+    def _insert(self, tasks: Iterable[Task]) -> None:
+        rows, deps, ids = [], [], []
+        for task in tasks:
+            ids.append(task.id)
+            rows.append(
+                (
+                    task.id,
+                    task.status,
+                    task.priority,
+                    parse_time(task.created_at) if task.created_at else 0.0,
+                    task.issue_type,
+                    task.defer_until,
+                    task.not_before,
+                    int(bool(task.extra.get("ephemeral") or task.extra.get("is_template"))),
+                    task.coder,
+                    "\n".join(task.labels),
+                    json.dumps(task.to_dict(), ensure_ascii=False),
+                )
+            )
+            deps.extend((task.id, d.depends_on_id, d.type) for d in task.dependencies)
+        self._delete(ids)
+        self.db.executemany("INSERT INTO tasks VALUES(?,?,?,?,?,?,?,?,?,?,?)", rows)
+        self.db.executemany("INSERT INTO deps VALUES(?,?,?)", deps)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def config_text(self) -> str:
+        """The text of `config.toml` at the cached commit ("" when there is none)."""
+        return self._meta("config") or ""
+
+    def config(self) -> dict[str, Any]:
+        """`config.toml` parsed, unvalidated (the fast path for `bd create`)."""
+        import tomllib
+
+        try:
+            return tomllib.loads(self.config_text())
+        except tomllib.TOMLDecodeError:
+            return {}
+
+    def get(self, task_id: str) -> Task | None:
+        row = self.db.execute("SELECT body FROM tasks WHERE id=?", (task_id,)).fetchone()
+        return None if row is None else Task.from_dict(json.loads(row[0]))
+
+    def bodies(self, ids: Iterable[str]) -> list[dict[str, Any]]:
+        """The stored JSON of these tasks, in the order given (missing ones left out)."""
+        wanted = list(ids)
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id, body FROM tasks WHERE id IN ({marks})"
+            for task_id, body in self.db.execute(sql, chunk):
+                found[task_id] = json.loads(body)
+        return [found[i] for i in wanted if i in found]
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM tasks").fetchone()[0])
+
+    def exists(self, task_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM tasks WHERE id=?", (task_id,)).fetchone() is not None
+
+    def select(
+        self,
+        statuses: Iterable[str] | None = None,
+        label: str = "",
+        coder: str = "",
+        limit: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Task JSON filtered by status, label and coder, by priority then age."""
+        where, args = [], []
+        if statuses is not None:
+            wanted = list(statuses)
+            where.append(f"status IN ({','.join('?' * len(wanted))})")
+            args.extend(wanted)
+        if coder:
+            where.append("coder=?")
+            args.append(coder)
+        if label:
+            where.append("('\n' || labels || '\n') LIKE ?")
+            args.append(f"%\n{label}\n%")
+        sql = "SELECT body FROM tasks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY priority, created_ts, id"
+        if limit > 0:
+            sql += f" LIMIT {int(limit)}"
+        return [json.loads(body) for (body,) in self.db.execute(sql, args)]
+
+    def nodes(self, include_closed: bool = False) -> dict[str, Node]:
+        """Readiness nodes of every task not closed, plus the status of what they point at."""
+        cond = "" if include_closed else "WHERE status NOT IN ('closed')"
+        nodes: dict[str, Node] = {}
+        sql = (
+            "SELECT id, status, priority, created_ts, issue_type, defer_until, not_before, hidden"
+            f" FROM tasks {cond}"
+        )
+        for row in self.db.execute(sql):
+            nodes[row[0]] = Node(row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]))
+        kinds = (*BLOCKING_TYPES, PARENT_TYPE)
+        sql = (
+            "SELECT d.issue_id, d.depends_on_id, d.type, t.id, t.status, t.priority, t.created_ts,"
+            " t.issue_type FROM deps d LEFT JOIN tasks t ON t.id = d.depends_on_id"
+            f" WHERE d.type IN ({','.join('?' * len(kinds))})"
+        )
+        for issue, target, kind, tid, status, prio, created, itype in self.db.execute(sql, kinds):
+            node = nodes.get(issue)
+            if node is None:
+                continue
+            (node.parents if kind == PARENT_TYPE else node.blockers).append(target)
+            if tid is not None and target not in nodes:  # a closed target: known, resolved
+                nodes[target] = Node(tid, status, prio, created, itype)
+        return nodes
+
+    def edges(self) -> dict[str, list[str]]:
+        """issue -> what it depends on, over blocking and parent-child dependencies."""
+        kinds = (*BLOCKING_TYPES, PARENT_TYPE)
+        out: dict[str, list[str]] = {}
+        sql = f"SELECT issue_id, depends_on_id FROM deps WHERE type IN ({','.join('?' * len(kinds))})"
+        for issue, target in self.db.execute(sql, kinds):
+            out.setdefault(issue, []).append(target)
+        return out
+
+    def dependents(self, task_id: str) -> list[tuple[str, str]]:
+        """(dependent id, dependency type) of every task that depends on `task_id`."""
+        sql = "SELECT issue_id, type FROM deps WHERE depends_on_id=? ORDER BY issue_id"
+        return [(a, b) for a, b in self.db.execute(sql, (task_id,))]
+
+
+def _task_id(path: str) -> str:
+    return path[len(TASKS_DIR) : -len(".json")]

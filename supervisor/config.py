@@ -1,0 +1,162 @@
+"""The configuration: `config.toml` in the store's tree, validated by a pydantic model.
+
+Every change is a commit. A running supervisor reads it again at every tick.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from supervisor.errors import BadInput
+from supervisor.store import Change, Snapshot, Store
+
+CONFIG_PATH = "config.toml"
+
+
+class CoderSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_concurrent: int | None = Field(None, ge=1, description="agents of this coder at once")
+    model: str = Field("", description="model for this coder's tasks that name none")
+    permission_mode: str = Field("", description="the CLI's permission/sandbox mode")
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id_prefix: str = Field("fl", pattern=r"^[a-z][a-z0-9_]{0,15}$", description="prefix of new ids")
+    max_concurrent: int = Field(3, ge=1, le=1024, description="agents running at once, in all")
+    coder: str = Field("claude", description="coder for tasks that name none")
+    coders: dict[str, CoderSettings] = Field(default_factory=dict, description="per-coder settings")
+    isolation: Literal["worktree", "none"] = Field(
+        "worktree", description="run tasks inside a git repository in a worktree of their own"
+    )
+    max_attempts: int = Field(3, ge=1, le=100, description="tries before a task is blocked")
+    max_seconds: float = Field(3600, gt=0, description="wall-clock limit of one attempt")
+    stall_seconds: float = Field(600, gt=0, description="an attempt silent this long is stalled")
+    grace_seconds: float = Field(10, ge=0, description="TERM, then KILL after this long")
+    backoff_seconds: float = Field(10, ge=0, description="first retry delay (doubles, jittered)")
+    backoff_max_seconds: float = Field(600, ge=0, description="the longest retry delay")
+    checkpoint_seconds: float = Field(30, gt=0, description="commit a running log this often")
+
+
+def load(text: str) -> Config:
+    try:
+        return Config.model_validate(tomllib.loads(text) if text.strip() else {})
+    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise BadInput(
+            f"config.toml is not valid: {_explain(exc)}",
+            hint="fix it with `fleet config set KEY=VALUE`",
+        ) from None
+
+
+def current(store: Store) -> Config:
+    store.cache.sync()
+    return load(store.cache.config_text())
+
+
+def keys() -> list[str]:
+    out = []
+    for name, info in Config.model_fields.items():
+        if name == "coders":
+            out += [f"coders.<name>.{k}" for k in CoderSettings.model_fields]
+        else:
+            out.append(name)
+        del info
+    return out
+
+
+def get(config: Config, key: str) -> Any:
+    data: Any = config.model_dump()
+    for part in key.split("."):
+        if not isinstance(data, dict) or part not in data:
+            if key.startswith("coders.") and len(key.split(".")) == 3:
+                return CoderSettings().model_dump().get(key.split(".")[2])
+            raise BadInput(f"unknown config key {key!r}", hint=f"valid keys: {', '.join(keys())}")
+        data = data[part]
+    return data
+
+
+def parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def set_values(store: Store, pairs: list[str], actor: str | None = None) -> Config:
+    """Apply KEY=VALUE pairs in one commit; refuse all of them if any is bad."""
+    updates: list[tuple[list[str], Any]] = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"{pair!r} is not KEY=VALUE", hint="fleet config set max_concurrent=4")
+        updates.append((key.strip().split("."), parse_value(value.strip())))
+
+    def build(snap: Snapshot) -> tuple[Change | None, Config]:
+        text = (snap.read(CONFIG_PATH) or b"").decode()
+        data = tomllib.loads(text) if text.strip() else {}
+        for path, value in updates:
+            _check_key(path)
+            node = data
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise BadInput(f"{'.'.join(path)} is not a table", hint=", ".join(keys()))
+            node[path[-1]] = value
+        try:
+            config = Config.model_validate(data)
+        except ValidationError as exc:
+            raise BadInput(f"invalid configuration: {_explain(exc)}", hint=_choices(exc)) from None
+        _check_coders(config)
+        new_text = tomli_w.dumps(data)
+        if new_text == text:
+            return None, config
+        change = Change("config: " + ", ".join(pairs), "config_changed", files={CONFIG_PATH: new_text.encode()})
+        return change, config
+
+    return store.mutate(build, actor)
+
+
+def _check_key(path: list[str]) -> None:
+    top = Config.model_fields
+    ok = (len(path) == 1 and path[0] in top and path[0] != "coders") or (
+        len(path) == 3 and path[0] == "coders" and path[2] in CoderSettings.model_fields
+    )
+    if not ok:
+        raise BadInput(
+            f"unknown config key {'.'.join(path)!r}", hint=f"valid keys: {', '.join(keys())}"
+        )
+
+
+def _check_coders(config: Config) -> None:
+    import coders
+
+    known = coders.names()
+    for name in [config.coder, *config.coders]:
+        if name not in known:
+            raise BadInput(f"unknown coder {name!r}", hint=f"known coders: {', '.join(known)}")
+
+
+def _explain(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+    return str(exc)
+
+
+def _choices(exc: ValidationError) -> str:
+    for err in exc.errors():
+        if err["type"] == "literal_error":
+            return f"valid values: {err['ctx']['expected']}"
+    return f"valid keys: {', '.join(keys())}"
+
+
+def show(config: Config) -> str:
+    data = config.model_dump(exclude_none=True)
+    return tomli_w.dumps(data)

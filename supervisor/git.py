@@ -1,0 +1,152 @@
+"""Every git call fleet makes goes through here: hooks and fsmonitor off, `GIT_*` scrubbed.
+
+Objects fleet writes itself (blobs, commits) are plain zlib-compressed loose objects, written to a
+temporary file and renamed into place, exactly as git writes them; trees are built by git on a
+private index, and refs move only by `update-ref NEW OLD`, a compare-and-swap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+import zlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from supervisor.errors import GitError
+
+ZERO = "0" * 40
+SAFE_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment minus every `GIT_*` variable, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env["GIT_CONFIG_NOSYSTEM"] = "1"
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    if extra:
+        env.update(extra)
+    return env
+
+
+class Git:
+    def __init__(self, git_dir: Path) -> None:
+        self.git_dir = git_dir
+        self.objects = git_dir / "objects"
+
+    def run(
+        self,
+        *args: str,
+        input: bytes | None = None,  # noqa: A002
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[bytes]:
+        argv = ["git", *SAFE_CONFIG, f"--git-dir={self.git_dir}", *args]
+        proc = subprocess.run(
+            argv, input=input, capture_output=True, env=clean_env(env), check=False
+        )
+        if check and proc.returncode != 0:
+            raise GitError(argv, proc.returncode, proc.stderr.decode(errors="replace"))
+        return proc
+
+    def out(self, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None) -> str:  # noqa: A002
+        return self.run(*args, input=input, env=env).stdout.decode()
+
+    # -- refs -------------------------------------------------------------------------------
+
+    def ref(self, name: str = "refs/heads/main") -> str | None:
+        """The sha a ref points at, read from the files git keeps (no process)."""
+        try:
+            return (self.git_dir / name).read_text().strip() or None
+        except FileNotFoundError:
+            pass
+        try:
+            packed = (self.git_dir / "packed-refs").read_text()
+        except FileNotFoundError:
+            return None
+        for line in packed.splitlines():
+            if line.endswith(" " + name):
+                return line.split(" ", 1)[0]
+        return None
+
+    def cas_ref(self, new: str, old: str | None, name: str = "refs/heads/main") -> bool:
+        """Move `name` to `new` only if it still points at `old` (None: must not exist)."""
+        proc = self.run("update-ref", name, new, old or ZERO, check=False)
+        if proc.returncode == 0:
+            return True
+        err = proc.stderr.decode(errors="replace")
+        if "cannot lock ref" in err or "but expected" in err or "reference already exists" in err:
+            return False
+        raise GitError(["update-ref", name, new, old or ZERO], proc.returncode, err)
+
+    # -- objects ----------------------------------------------------------------------------
+
+    def write_object(self, kind: str, data: bytes) -> str:
+        """Store a loose object (atomic: temp file + rename) and return its sha."""
+        header = f"{kind} {len(data)}\0".encode()
+        sha = hashlib.sha1(header + data, usedforsecurity=False).hexdigest()
+        path = self.objects / sha[:2] / sha[2:]
+        if path.exists():
+            return sha
+        path.parent.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="tmp_obj_")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(zlib.compress(header + data, 1))
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return sha
+
+    def write_tree(self, base: str | None, changes: Mapping[str, str | None], tmp_dir: Path) -> str:
+        """The tree of `base` with `changes` applied (path -> blob sha, or None to delete)."""
+        fd, index = tempfile.mkstemp(dir=tmp_dir, prefix="index-")
+        os.close(fd)
+        os.unlink(index)  # git wants to create it; the name is ours alone
+        env = {"GIT_INDEX_FILE": index}
+        try:
+            if base:
+                self.run("read-tree", base, env=env)
+            lines = []
+            for path, sha in changes.items():
+                lines.append(f"100644 {sha}\t{path}" if sha else f"0 {ZERO}\t{path}")
+            self.run("update-index", "--index-info", input="\n".join(lines).encode(), env=env)
+            return self.out("write-tree", env=env).strip()
+        finally:
+            Path(index).unlink(missing_ok=True)
+            Path(index + ".lock").unlink(missing_ok=True)
+
+    def commit(self, tree: str, parent: str | None, message: str, who: str, when: int) -> str:
+        lines = [f"tree {tree}"]
+        if parent:
+            lines.append(f"parent {parent}")
+        lines.append(f"author {who} {when} +0000")
+        lines.append(f"committer {who} {when} +0000")
+        body = "\n".join(lines) + "\n\n" + message.rstrip("\n") + "\n"
+        return self.write_object("commit", body.encode())
+
+    def cat_batch(self, names: list[str]) -> Iterator[tuple[str, bytes | None]]:
+        """Contents of many objects (`sha` or `rev:path`) through one `cat-file --batch`."""
+        if not names:
+            return
+        data = self.run("cat-file", "--batch", input=("\n".join(names) + "\n").encode()).stdout
+        pos = 0
+        for name in names:
+            end = data.index(b"\n", pos)
+            header = data[pos:end].decode()
+            pos = end + 1
+            if header.endswith(" missing") or header.endswith(" ambiguous"):
+                yield name, None
+                continue
+            size = int(header.rsplit(" ", 1)[1])
+            yield name, data[pos : pos + size]
+            pos += size + 1
+
+    def read(self, rev_path: str) -> bytes | None:
+        for _, data in self.cat_batch([rev_path]):
+            return data
+        return None

@@ -1,0 +1,367 @@
+"""The task model: plain data with beads' field names, and the rules that judge it.
+
+Pure: standard library only, no I/O. Everything else imports this module, so it stays cheap to
+import (the CLI's hot paths, `fleet bd create` among them, never load pydantic).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from supervisor.errors import BadInput
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    BLOCKED = "blocked"
+    DEFERRED = "deferred"
+    CLOSED = "closed"
+    # beads' own statuses, kept as they come from an import; fleet never sets them
+    PINNED = "pinned"
+    HOOKED = "hooked"
+
+
+FLEET_STATUSES = ("open", "in_progress", "blocked", "deferred", "closed")
+
+# Dependency types that keep a task out of the ready set (beads' `AffectsReadyWork`).
+BLOCKING_TYPES = frozenset({"blocks", "conditional-blocks", "waits-for"})
+PARENT_TYPE = "parent-child"
+KNOWN_DEP_TYPES = (
+    "blocks",
+    "parent-child",
+    "conditional-blocks",
+    "waits-for",
+    "related",
+    "discovered-from",
+    "replies-to",
+    "relates-to",
+    "duplicates",
+    "supersedes",
+    "tracks",
+    "caused-by",
+    "validates",
+    "until",
+    "delegated-from",
+)
+# Issue types beads never offers as ready work.
+NOT_WORK_TYPES = frozenset({"merge-request", "gate", "molecule", "message", "agent", "role", "rig"})
+TYPE_ALIASES = {
+    "enhancement": "feature",
+    "feat": "feature",
+    "dec": "decision",
+    "adr": "decision",
+    "investigation": "spike",
+    "timebox": "spike",
+    "user-story": "story",
+    "ms": "milestone",
+}
+
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(?:-[a-z0-9_]+)*-[0-9a-z]{1,16}(?:\.[0-9]{1,4}){0,4}$")
+EXTERNAL_PATTERN = re.compile(r"^external:[A-Za-z0-9_.-]{1,64}:[A-Za-z0-9_.-]{1,64}$")
+PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
+DEP_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,49}$")
+BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+# Fields fleet adds to a beads issue. In beads JSONL they travel inside `metadata.fleet`.
+FLEET_FIELDS = (
+    "cwd",
+    "coder",
+    "model",
+    "role",
+    "account",
+    "command",
+    "max_seconds",
+    "max_tokens",
+    "max_cost",
+    "max_attempts",
+)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str) -> float:
+    """RFC 3339 (any offset, `Z`, fractional seconds of any length) -> epoch seconds."""
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    match = re.match(r"^(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)$", text)
+    if match:  # fromisoformat takes at most 6 fractional digits; Go writes 9
+        frac = (match.group(2) or "")[:7]
+        text = match.group(1) + frac + match.group(3)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"not an RFC 3339 time: {value!r}") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def check_id(value: str, what: str = "task id") -> str:
+    if not ID_PATTERN.match(value):
+        raise BadInput(
+            f"{what} {value!r} is not valid: ids look like 'fl-3k9x' "
+            "(lowercase prefix, '-', base36 hash, optional .N children)",
+            hint="run `fleet bd list` to see the ids in this store",
+        )
+    return value
+
+
+def check_dep_target(value: str) -> str:
+    if EXTERNAL_PATTERN.match(value):
+        return value
+    return check_id(value, "dependency target")
+
+
+def base36(number: int, length: int) -> str:
+    digits = []
+    for _ in range(length):
+        number, rem = divmod(number, 36)
+        digits.append(BASE36[rem])
+    return "".join(reversed(digits))
+
+
+def new_id(prefix: str, title: str, existing: int, nonce: int = 0) -> str:
+    """beads' adaptive hash id: SHA-256 of title, creator, time and nonce, base36, 4+ chars."""
+    length = 4 if existing < 500 else 5 if existing < 1500 else 6 if existing < 20000 else 8
+    seed = f"{title}|{os.getpid()}|{time.time_ns()}|{nonce}".encode()
+    digest = int.from_bytes(hashlib.sha256(seed).digest()[:12], "big")
+    return f"{prefix}-{base36(digest, length)}"
+
+
+@dataclass
+class Dependency:
+    """`issue_id` depends on (is blocked by, or is a child of) `depends_on_id`."""
+
+    issue_id: str
+    depends_on_id: str
+    type: str = "blocks"
+    created_at: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # created_by, metadata, thread_id, ...
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "issue_id": self.issue_id,
+            "depends_on_id": self.depends_on_id,
+            "type": self.type,
+        }
+        if self.created_at:
+            out["created_at"] = self.created_at
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], issue_id: str) -> Dependency:
+        rest = {
+            k: v
+            for k, v in data.items()
+            if k not in ("issue_id", "depends_on_id", "type", "created_at")
+        }
+        target = data.get("depends_on_id")
+        if not isinstance(target, str) or not target:
+            raise ValueError("dependency without depends_on_id")
+        dep_type = data.get("type") or "blocks"
+        if not isinstance(dep_type, str) or not DEP_TYPE_PATTERN.match(dep_type):
+            raise ValueError(f"dependency type {dep_type!r} is not valid")
+        return cls(
+            issue_id=str(data.get("issue_id") or issue_id),
+            depends_on_id=target,
+            type=dep_type,
+            created_at=str(data.get("created_at") or ""),
+            extra=rest,
+        )
+
+
+# Field order of a task file; anything else a beads import brings is kept in `extra`.
+TEXT_FIELDS = ("title", "description", "design", "acceptance_criteria", "notes")
+
+
+@dataclass
+class Task:
+    id: str
+    title: str
+    description: str = ""
+    design: str = ""
+    acceptance_criteria: str = ""
+    notes: str = ""
+    status: str = "open"
+    priority: int = 2
+    issue_type: str = "task"
+    assignee: str = ""
+    labels: list[str] = field(default_factory=list)
+    dependencies: list[Dependency] = field(default_factory=list)
+    created_at: str = ""
+    updated_at: str = ""
+    closed_at: str = ""
+    close_reason: str = ""
+    defer_until: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    # fleet's own fields
+    cwd: str = ""
+    coder: str = ""
+    model: str = ""
+    role: str = ""
+    account: str = ""
+    command: str = ""
+    max_seconds: float | None = None
+    max_tokens: int | None = None
+    max_cost: float | None = None
+    max_attempts: int | None = None
+    # the supervisor's bookkeeping
+    status_reason: str = ""  # why the task is blocked, or why it waits
+    not_before: str = ""  # a retry waits until then (backoff, rate-limit reset)
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # one summary per attempt
+    run: dict[str, Any] | None = None  # the attempt running now: actor, pid, started_at, ...
+    extra: dict[str, Any] = field(default_factory=dict)  # beads fields fleet does not model
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "title": self.title}
+        for name in TEXT_FIELDS[1:]:
+            if getattr(self, name):
+                out[name] = getattr(self, name)
+        out["status"] = self.status
+        out["priority"] = self.priority
+        out["issue_type"] = self.issue_type
+        for name in ("assignee",):
+            if getattr(self, name):
+                out[name] = getattr(self, name)
+        if self.labels:
+            out["labels"] = list(self.labels)
+        if self.dependencies:
+            out["dependencies"] = [d.to_dict() for d in self.dependencies]
+        for name in ("created_at", "updated_at", "closed_at", "close_reason", "defer_until"):
+            if getattr(self, name):
+                out[name] = getattr(self, name)
+        if self.metadata:
+            out["metadata"] = self.metadata
+        for name in (*FLEET_FIELDS, "status_reason", "not_before"):
+            value = getattr(self, name)
+            if value not in ("", None):
+                out[name] = value
+        if self.attempts:
+            out["attempts"] = self.attempts
+        if self.run is not None:
+            out["run"] = self.run
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Task:
+        """Build a task from stored or imported JSON; raises ValueError naming the field."""
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        task_id = data.get("id")
+        if not isinstance(task_id, str) or not ID_PATTERN.match(task_id):
+            raise ValueError(f"id {task_id!r} is not a valid task id")
+        title = data.get("title")
+        if not isinstance(title, str) or not title.strip():
+            raise ValueError("title is missing or empty")
+        if len(title) > 500:
+            raise ValueError("title is longer than 500 characters")
+        task = cls(id=task_id, title=title)
+        for name in TEXT_FIELDS[1:] + ("assignee", "close_reason", "cwd", "coder", "model"):
+            _set_str(task, data, name)
+        for name in ("role", "account", "command", "status_reason", "not_before"):
+            _set_str(task, data, name)
+        for name in ("created_at", "updated_at", "closed_at", "defer_until"):
+            _set_time(task, data, name)
+        status = data.get("status") or "open"
+        if status not in Status.__members__.values():
+            raise ValueError(f"status {status!r} is not one of {', '.join(Status)}")
+        task.status = str(status)
+        priority = data.get("priority", 2)
+        if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 4:
+            raise ValueError(f"priority {priority!r} is not an integer from 0 to 4")
+        task.priority = priority
+        issue_type = data.get("issue_type") or "task"
+        if not isinstance(issue_type, str):
+            raise ValueError("issue_type is not a string")
+        task.issue_type = TYPE_ALIASES.get(issue_type, issue_type)
+        labels = data.get("labels") or []
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise ValueError("labels is not a list of strings")
+        task.labels = list(labels)
+        deps = data.get("dependencies") or []
+        if not isinstance(deps, list) or not all(isinstance(x, dict) for x in deps):
+            raise ValueError("dependencies is not a list of objects")
+        task.dependencies = [Dependency.from_dict(d, task_id) for d in deps]
+        metadata = data.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise ValueError("metadata is not an object")
+        task.metadata = metadata
+        for name, kind in (
+            ("max_seconds", float),
+            ("max_tokens", int),
+            ("max_cost", float),
+            ("max_attempts", int),
+        ):
+            _set_limit(task, data, name, kind)
+        attempts = data.get("attempts") or []
+        if not isinstance(attempts, list):
+            raise ValueError("attempts is not a list")
+        task.attempts = attempts
+        run = data.get("run")
+        if run is not None and not isinstance(run, dict):
+            raise ValueError("run is not an object")
+        task.run = run
+        task.extra = {k: v for k, v in data.items() if k not in known}
+        return task
+
+    def blockers(self) -> list[str]:
+        return [d.depends_on_id for d in self.dependencies if d.type in BLOCKING_TYPES]
+
+    def parents(self) -> list[str]:
+        return [d.depends_on_id for d in self.dependencies if d.type == PARENT_TYPE]
+
+
+def _set_str(task: Task, data: dict[str, Any], name: str) -> None:
+    value = data.get(name)
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise ValueError(f"{name} is not a string")
+    setattr(task, name, value)
+
+
+def _set_time(task: Task, data: dict[str, Any], name: str) -> None:
+    value = data.get(name)
+    if value in (None, ""):
+        return
+    if not isinstance(value, str):
+        raise ValueError(f"{name} is not a time string")
+    parse_time(value)  # raises ValueError naming the value
+    setattr(task, name, value)
+
+
+def _set_limit(task: Task, data: dict[str, Any], name: str, kind: type) -> None:
+    value = data.get(name)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"{name} must be a positive number")
+    setattr(task, name, kind(value))
+
+
+def check_priority(value: int) -> int:
+    if not 0 <= value <= 4:
+        raise BadInput(
+            f"priority {value} is out of range",
+            hint="use 0 (critical) to 4 (backlog); the default is 2",
+        )
+    return value
+
+
+def blocking_closed(status: str) -> bool:
+    """A blocker whose status resolves the block (beads: closed or pinned)."""
+    return status in ("closed", "pinned")

@@ -1,0 +1,346 @@
+"""The process seam: how fleet starts, watches, adopts and stops agent processes.
+
+Every agent runs under a tiny `/bin/sh` wrapper in its own session. The wrapper stays the
+agent's parent and writes the agent's exit status to `rc_path` atomically, so a supervisor that was
+killed and restarted can still learn how the agent ended. Each attempt carries a unique
+`FLEET_RUN_TOKEN` in its environment: that is how processes which left the wrapper's tree (setsid,
+double fork) are found and killed. See docs/processes.md for the rules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import psutil
+
+from supervisor.errors import FleetError
+
+TOKEN_ENV = "FLEET_RUN_TOKEN"
+
+# $1 is the rc file; the rest is the agent's argv. The wrapper catches HUP, INT and TERM so that it
+# outlives a stop request long enough to record how the agent ended (a caught signal is reset to its
+# default in the exec'd agent, an ignored one would not be). `command -p` finds mv even when the
+# agent's PATH lacks it.
+WRAPPER = (
+    "trap : HUP INT TERM\n"
+    'rc_file=$1; shift\n"$@"\nrc=$?\n'
+    'printf %s "$rc" > "$rc_file.tmp" && command -p mv -f "$rc_file.tmp" "$rc_file"\n'
+    'exit "$rc"\n'
+)
+WRAPPER_NAME = "fleet-run"  # the wrapper's $0, as `ps` shows it
+
+KILL_WAIT = 5.0  # seconds to wait for SIGKILLed processes to disappear
+SWEEP_ROUNDS = 5  # scans per sweep: a process may fork between a scan and its kill
+CTIME_TOLERANCE = 0.01  # psutil's create_time resolution on Linux
+_SHELL_SIGNAL_BASE = 128  # a shell reports "killed by signal N" as 128 + N
+
+
+class SpawnError(FleetError):
+    """The agent could not be started (missing program or working directory); nothing ran."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, "install the program or fix the task's command and cwd")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Handle:
+    """Identifies one running attempt, across supervisor restarts. Stored in the task record."""
+
+    pid: int  # the wrapper process
+    create_time: float  # psutil create_time of pid: identity against pid reuse
+    token: str  # unique per attempt; FLEET_RUN_TOKEN in the agent's environment
+    rc_path: str  # where the wrapper writes the agent's exit status
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "create_time": self.create_time,
+            "token": self.token,
+            "rc_path": self.rc_path,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Handle:
+        return cls(
+            pid=int(data["pid"]),
+            create_time=float(data["create_time"]),
+            token=str(data["token"]),
+            rc_path=str(data["rc_path"]),
+        )
+
+
+class Processes(Protocol):
+    """The seam the supervisor runs agents through; tests pass a fake."""
+
+    def spawn(
+        self,
+        argv: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        stdout: Path,
+        stderr: Path,
+        rc_path: Path,
+    ) -> Handle: ...
+
+    def poll(self, handle: Handle) -> int | None:
+        """None while running; else the exit code (-N: killed by signal N)."""
+        ...
+
+    def terminate(self, handle: Handle, grace: float) -> None:
+        """TERM the whole tree, KILL what survives `grace` seconds; return when all are gone."""
+        ...
+
+    def sweep(self, token: str) -> int:
+        """SIGKILL every process still carrying FLEET_RUN_TOKEN=token; return how many."""
+        ...
+
+    def usage(self, handle: Handle) -> tuple[float, int]:
+        """(cpu seconds, rss bytes) of the live tree."""
+        ...
+
+
+def exit_code(status: int) -> int:
+    """Map a shell exit status to fleet's convention: 128+N (killed by signal N) becomes -N."""
+    if _SHELL_SIGNAL_BASE < status < _SHELL_SIGNAL_BASE + signal.NSIG:
+        return _SHELL_SIGNAL_BASE - status
+    return status
+
+
+def read_rc(rc_path: str | Path) -> int | None:
+    """The agent's exit code recorded by the wrapper, or None if it wrote none."""
+    try:
+        return exit_code(int(Path(rc_path).read_text(encoding="ascii").strip()))
+    except (OSError, ValueError):
+        return None
+
+
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+class OsProcesses:
+    """The real implementation, on psutil and os. Not thread-safe: one supervisor loop uses it."""
+
+    def __init__(self) -> None:
+        self._children: dict[str, subprocess.Popen[bytes]] = {}  # by token: ours to reap
+
+    def spawn(
+        self,
+        argv: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        stdout: Path,
+        stderr: Path,
+        rc_path: Path,
+    ) -> Handle:
+        _check_startable(argv, cwd, env, rc_path)
+        for stale in (rc_path, rc_path.with_name(rc_path.name + ".tmp")):
+            stale.unlink(missing_ok=True)
+        token = new_token()
+        with open(stdout, "ab") as out, open(stderr, "ab") as err:
+            child = subprocess.Popen(
+                ["/bin/sh", "-c", WRAPPER, WRAPPER_NAME, str(rc_path), *argv],
+                cwd=cwd,
+                env={**env, TOKEN_ENV: token},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                close_fds=True,
+                start_new_session=True,
+            )
+        # The wrapper is our unreaped child, so its /proc entry exists even if it already exited.
+        created = psutil.Process(child.pid).create_time()
+        self._children[token] = child
+        return Handle(child.pid, created, token, str(rc_path))
+
+    def poll(self, handle: Handle) -> int | None:
+        child = self._children.get(handle.token)
+        if child is not None and child.pid == handle.pid:
+            status = child.poll()
+            if status is None:
+                return None
+            del self._children[handle.token]
+            recorded = read_rc(handle.rc_path)
+            if recorded is not None:
+                return recorded
+            return status if status < 0 else exit_code(status)
+        if identify(handle) is not None:
+            return None
+        recorded = read_rc(handle.rc_path)
+        return -signal.SIGKILL if recorded is None else recorded
+
+    def terminate(self, handle: Handle, grace: float) -> None:
+        tree = collect_tree(handle)
+        group = handle.pid if any(_pgid(p) == handle.pid for p in tree) else None
+        _signal_all(tree, group, signal.SIGTERM)
+        survivors = wait_gone(tree, grace)
+        if survivors:
+            _signal_all(survivors, group, signal.SIGKILL)
+            wait_gone(survivors, KILL_WAIT)
+        self.sweep(handle.token)
+        self._reap(handle)
+
+    def sweep(self, token: str) -> int:
+        killed: set[int] = set()
+        for _ in range(SWEEP_ROUNDS):
+            found = token_carriers(token)
+            if not found:
+                break
+            killed.update(p.pid for p in found if _send(p, signal.SIGKILL))
+            wait_gone(found, KILL_WAIT)
+        return len(killed)
+
+    def usage(self, handle: Handle) -> tuple[float, int]:
+        wrapper = identify(handle)
+        if wrapper is None:
+            return 0.0, 0
+        cpu, rss = 0.0, 0
+        for proc in [wrapper, *_descendants(wrapper)]:
+            try:
+                with proc.oneshot():
+                    times = proc.cpu_times()
+                    cpu += times.user + times.system + times.children_user + times.children_system
+                    rss += proc.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return cpu, rss
+
+    def _reap(self, handle: Handle) -> None:
+        child = self._children.pop(handle.token, None)
+        if child is None:
+            return
+        try:
+            child.wait(timeout=KILL_WAIT)
+        except subprocess.TimeoutExpired:
+            self._children[handle.token] = child  # still dying: a later poll reaps it
+
+
+def _check_startable(argv: list[str], cwd: Path, env: Mapping[str, str], rc_path: Path) -> None:
+    if not argv or not argv[0]:
+        raise SpawnError("the command is empty")
+    if not cwd.is_dir():
+        raise SpawnError(f"the working directory {cwd} does not exist")
+    if find_program(argv[0], cwd, env.get("PATH", os.defpath)) is None:
+        raise SpawnError(f"the program {argv[0]!r} was not found (cwd {cwd}, PATH as given)")
+    if not rc_path.parent.is_dir():
+        raise FileNotFoundError(f"the directory for the exit-code file {rc_path} does not exist")
+
+
+def find_program(name: str, cwd: Path, search_path: str) -> Path | None:
+    """Where the wrapper's shell will find `name`: relative names and PATH entries from `cwd`."""
+    if "/" in name:
+        candidates = [cwd / name]
+    else:
+        candidates = [cwd / (entry or ".") / name for entry in search_path.split(os.pathsep)]
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def identify(handle: Handle) -> psutil.Process | None:
+    """The live wrapper of `handle`, or None if it is gone, a zombie, or its pid was reused.
+
+    The pid is ours if its create time matches, or (after the wall clock was stepped, which shifts
+    psutil's create_time) if it carries the attempt's token.
+    """
+    try:
+        proc = psutil.Process(handle.pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        if abs(proc.create_time() - handle.create_time) <= CTIME_TOLERANCE:
+            return proc
+        return proc if proc.environ().get(TOKEN_ENV) == handle.token else None
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def collect_tree(handle: Handle) -> list[psutil.Process]:
+    """The wrapper, its descendants, and every process carrying the token (setsid escapees)."""
+    found: dict[int, psutil.Process] = {}
+    wrapper = identify(handle)
+    if wrapper is not None:
+        found[wrapper.pid] = wrapper
+        found.update((p.pid, p) for p in _descendants(wrapper))
+    for proc in token_carriers(handle.token):
+        found.setdefault(proc.pid, proc)
+    return list(found.values())
+
+
+def token_carriers(token: str) -> list[psutil.Process]:
+    """Live processes of our uid, other than this one, whose environment holds the token."""
+    uid, me = os.getuid(), os.getpid()
+    found = []
+    for proc in psutil.process_iter():
+        if proc.pid == me:
+            continue
+        try:
+            if proc.uids().real != uid or proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if proc.environ().get(TOKEN_ENV) == token:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def wait_gone(procs: Iterable[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to `timeout` seconds for `procs` to exit; return the survivors. Zombies are gone."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    alive = [p for p in procs if _alive(p)]
+    while alive and (remaining := deadline - time.monotonic()) > 0:
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, 0.1)
+        alive = [p for p in alive if _alive(p)]
+    return alive
+
+
+def _descendants(proc: psutil.Process) -> list[psutil.Process]:
+    try:
+        return proc.children(recursive=True)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return []
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
+def _pgid(proc: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(proc.pid)
+    except OSError:
+        return None
+
+
+def _signal_all(procs: Iterable[psutil.Process], group: int | None, sig: int) -> None:
+    if group is not None:
+        with contextlib.suppress(OSError):  # the group may be empty already
+            os.killpg(group, sig)
+    for proc in procs:
+        _send(proc, sig)
+
+
+def _send(proc: psutil.Process, sig: int) -> bool:
+    """Signal `proc` unless it is gone or its pid was reused; True if the signal was sent."""
+    try:
+        proc.send_signal(sig)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    return True
