@@ -81,9 +81,7 @@ class Cache:
             head = self.git.ref()
             if cached != (head or ""):
                 self._apply(cached, head)
-                self.db.execute(
-                    "INSERT OR REPLACE INTO meta VALUES('commit', ?)", (head or "",)
-                )
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES('commit', ?)", (head or "",))
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -220,7 +218,9 @@ class Cache:
             f" FROM tasks {cond}"
         )
         for row in self.db.execute(sql):
-            nodes[row[0]] = Node(row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]))
+            nodes[row[0]] = Node(
+                row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7])
+            )
         kinds = (*BLOCKING_TYPES, PARENT_TYPE)
         sql = (
             "SELECT d.issue_id, d.depends_on_id, d.type, t.id, t.status, t.priority, t.created_ts,"
@@ -240,7 +240,9 @@ class Cache:
         """issue -> what it depends on, over blocking and parent-child dependencies."""
         kinds = (*BLOCKING_TYPES, PARENT_TYPE)
         out: dict[str, list[str]] = {}
-        sql = f"SELECT issue_id, depends_on_id FROM deps WHERE type IN ({','.join('?' * len(kinds))})"
+        sql = (
+            f"SELECT issue_id, depends_on_id FROM deps WHERE type IN ({','.join('?' * len(kinds))})"
+        )
         for issue, target in self.db.execute(sql, kinds):
             out.setdefault(issue, []).append(target)
         return out

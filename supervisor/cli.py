@@ -23,6 +23,14 @@ COMMANDS = {
     "bd": "supervisor.cli_bd:bd",
     "config": "supervisor.cli_store:config",
     "log": "supervisor.cli_store:log",
+    "supervisor": "supervisor.cli_run:supervisor",
+    "tasks": "supervisor.cli_run:tasks",
+    "task": "supervisor.cli_run:task",
+    "kill": "supervisor.cli_run:kill",
+    "retry": "supervisor.cli_run:retry",
+    "pause": "supervisor.cli_run:pause",
+    "resume": "supervisor.cli_run:resume",
+    "demo": "supervisor.cli_run:demo",
 }
 
 

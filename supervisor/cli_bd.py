@@ -12,7 +12,12 @@ from supervisor.cli import color, emit_json, open_store, table
 from supervisor.errors import BadInput
 
 PRIORITY = click.IntRange(0, 4)
-STATUS_COLORS = {"open": "green", "in_progress": "yellow", "blocked": "red", "closed": "bright_black"}
+STATUS_COLORS = {
+    "open": "green",
+    "in_progress": "yellow",
+    "blocked": "red",
+    "closed": "bright_black",
+}
 
 
 @click.group()
@@ -24,8 +29,17 @@ def bd() -> None:
 @click.argument("title_arg", metavar="[TITLE]", required=False)
 @click.option("--title", help="The title (instead of the TITLE argument).")
 @click.option("-d", "--description", default="", help="What to do, in detail.")
-@click.option("-p", "--priority", type=PRIORITY, default=2, show_default=True, help="0 critical .. 4 backlog.")
-@click.option("-t", "--type", "issue_type", default="task", show_default=True, help="task, bug, feature, epic, chore, ...")
+@click.option(
+    "-p", "--priority", type=PRIORITY, default=2, show_default=True, help="0 critical .. 4 backlog."
+)
+@click.option(
+    "-t",
+    "--type",
+    "issue_type",
+    default="task",
+    show_default=True,
+    help="task, bug, feature, epic, chore, ...",
+)
 @click.option("-l", "--label", "labels", multiple=True, help="A label (repeatable).")
 @click.option("--deps", default="", help="Blocking dependencies: ID,ID or type:ID pairs.")
 @click.option("--parent", default="", help="Parent task (a parent-child dependency).")
@@ -44,19 +58,33 @@ def bd() -> None:
 @click.option("--max-attempts", type=click.IntRange(1, 100), help="Tries before it is blocked.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON.")
 @click.pass_context
-def create(ctx: click.Context, title_arg: str | None, title: str | None, deps: str, labels: tuple[str, ...], as_json: bool, **fields: Any) -> None:
+def create(
+    ctx: click.Context,
+    title_arg: str | None,
+    title: str | None,
+    deps: str,
+    labels: tuple[str, ...],
+    as_json: bool,
+    **fields: Any,
+) -> None:
     """Create a task and print its id.
 
     \b
     fleet bd create "Fix the login bug" -p 1 --coder claude
     fleet bd create "Run the tests" --coder shell --command "make test" --deps fl-3k9x
     """
-    from supervisor.queue import NewTask, create as create_task
+    from supervisor.queue import NewTask
+    from supervisor.queue import create as create_task
 
     if title_arg and title and title_arg != title:
         raise BadInput("two titles given", hint="pass the title once, as TITLE or --title")
     fields["acceptance_criteria"] = fields.pop("acceptance")
-    new = NewTask(title=title or title_arg or "", labels=list(labels), deps=deps.split(",") if deps else [], **fields)
+    new = NewTask(
+        title=title or title_arg or "",
+        labels=list(labels),
+        deps=deps.split(",") if deps else [],
+        **fields,
+    )
     task = create_task(open_store(ctx), new)
     if as_json:
         emit_json(task.to_dict())
@@ -69,17 +97,36 @@ def create(ctx: click.Context, title_arg: str | None, title: str | None, deps: s
 @click.option("--label", default="", help="Only tasks with this label.")
 @click.option("--coder", default="", help="Only tasks for this coder.")
 @click.option("--all", "show_all", is_flag=True, help="Include closed tasks.")
-@click.option("-n", "--limit", type=click.IntRange(min=0), default=50, show_default=True, help="At most this many (0: all).")
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="At most this many (0: all).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def list_tasks(ctx: click.Context, statuses: tuple[str, ...], label: str, coder: str, show_all: bool, limit: int, as_json: bool) -> None:
+def list_tasks(
+    ctx: click.Context,
+    statuses: tuple[str, ...],
+    label: str,
+    coder: str,
+    show_all: bool,
+    limit: int,
+    as_json: bool,
+) -> None:
     """List tasks by priority, then age (closed ones only with --all or --status closed)."""
     from supervisor.model import Status
 
     for status in statuses:
         if status not in Status.__members__.values():
-            raise BadInput(f"status {status!r} is not valid", hint=f"use one of {', '.join(Status)}")
-    wanted: list[str] | None = list(statuses) or (None if show_all else [s for s in Status if s != "closed"])
+            raise BadInput(
+                f"status {status!r} is not valid", hint=f"use one of {', '.join(Status)}"
+            )
+    wanted: list[str] | None = list(statuses) or (
+        None if show_all else [s for s in Status if s != "closed"]
+    )
     store = open_store(ctx)
     store.cache.sync()
     rows = store.cache.select(wanted, label=label, coder=coder, limit=limit)
@@ -94,8 +141,14 @@ def _print_tasks(rows: list[dict[str, Any]]) -> None:
         click.echo("no tasks")
         return
     body = [
-        [r["id"], f"P{r['priority']}", color(r["status"], STATUS_COLORS.get(r["status"], "white")),
-         r.get("issue_type", ""), r.get("coder", ""), r["title"]]
+        [
+            r["id"],
+            f"P{r['priority']}",
+            color(r["status"], STATUS_COLORS.get(r["status"], "white")),
+            r.get("issue_type", ""),
+            r.get("coder", ""),
+            r["title"],
+        ]
         for r in rows
     ]
     click.echo(table(body, ["ID", "P", "STATUS", "TYPE", "CODER", "TITLE"]))
@@ -110,16 +163,32 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
     store = open_store(ctx)
     task = store.get(task_id)
     deps = [
-        {"id": d.depends_on_id, "type": d.type, **_brief(store, d.depends_on_id)} for d in task.dependencies
+        {"id": d.depends_on_id, "type": d.type, **_brief(store, d.depends_on_id)}
+        for d in task.dependencies
     ]
-    dependents = [{"id": i, "type": t, **_brief(store, i)} for i, t in store.cache.dependents(task.id)]
+    dependents = [
+        {"id": i, "type": t, **_brief(store, i)} for i, t in store.cache.dependents(task.id)
+    ]
     if as_json:
         emit_json({**task.to_dict(), "dependencies": deps, "dependents": dependents})
         return
-    lines = [f"{task.id}  {task.title}", f"status: {task.status}   priority: P{task.priority}   type: {task.issue_type}"]
+    lines = [
+        f"{task.id}  {task.title}",
+        f"status: {task.status}   priority: P{task.priority}   type: {task.issue_type}",
+    ]
     if task.status_reason:
         lines.append(f"why: {task.status_reason}")
-    for name in ("assignee", "coder", "model", "role", "account", "command", "cwd", "not_before", "close_reason"):
+    for name in (
+        "assignee",
+        "coder",
+        "model",
+        "role",
+        "account",
+        "command",
+        "cwd",
+        "not_before",
+        "close_reason",
+    ):
         if getattr(task, name):
             lines.append(f"{name}: {getattr(task, name)}")
     if task.labels:
@@ -130,10 +199,14 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
             lines += ["", f"{name.replace('_', ' ')}:", getattr(task, name)]
     for title, items in (("depends on", deps), ("dependents", dependents)):
         if items:
-            lines += ["", f"{title}:"] + [f"  {d['id']} ({d['type']}) [{d.get('status', '?')}] {d.get('title', '')}" for d in items]
+            lines += ["", f"{title}:"] + [
+                f"  {d['id']} ({d['type']}) [{d.get('status', '?')}] {d.get('title', '')}"
+                for d in items
+            ]
     if task.attempts:
         lines += ["", "attempts:"] + [
-            f"  #{a.get('n')} {a.get('outcome', '?')} {a.get('reason', '')}".rstrip() for a in task.attempts
+            f"  #{a.get('n')} {a.get('outcome', '?')} {a.get('reason', '')}".rstrip()
+            for a in task.attempts
         ]
     click.echo("\n".join(lines))
 
@@ -144,7 +217,13 @@ def _brief(store: Any, task_id: str) -> dict[str, Any]:
 
 
 @bd.command()
-@click.option("--limit", type=click.IntRange(min=0), default=100, show_default=True, help="At most this many (0: all).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="At most this many (0: all).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def ready(ctx: click.Context, limit: int, as_json: bool) -> None:
@@ -185,7 +264,16 @@ def blocked(ctx: click.Context, as_json: bool) -> None:
     if not rows:
         click.echo("no blocked tasks")
         return
-    body_rows = [[r["id"], f"P{r['priority']}", r["status"], ", ".join(r["blocked_by"]) or r.get("status_reason", ""), r["title"]] for r in rows]
+    body_rows = [
+        [
+            r["id"],
+            f"P{r['priority']}",
+            r["status"],
+            ", ".join(r["blocked_by"]) or r.get("status_reason", ""),
+            r["title"],
+        ]
+        for r in rows
+    ]
     click.echo(table(body_rows, ["ID", "P", "STATUS", "BLOCKED BY", "TITLE"]))
 
 
@@ -213,7 +301,14 @@ def blocked(ctx: click.Context, as_json: bool) -> None:
 @click.option("--remove-label", multiple=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def update(ctx: click.Context, task_id: str, add_label: tuple[str, ...], remove_label: tuple[str, ...], as_json: bool, **fields: Any) -> None:
+def update(
+    ctx: click.Context,
+    task_id: str,
+    add_label: tuple[str, ...],
+    remove_label: tuple[str, ...],
+    as_json: bool,
+    **fields: Any,
+) -> None:
     """Change fields of a task.
 
     \b
@@ -255,7 +350,14 @@ def dep() -> None:
 @dep.command("add")
 @click.argument("task_id")
 @click.argument("depends_on")
-@click.option("-t", "--type", "kind", default="blocks", show_default=True, help="blocks, parent-child, related, discovered-from, ...")
+@click.option(
+    "-t",
+    "--type",
+    "kind",
+    default="blocks",
+    show_default=True,
+    help="blocks, parent-child, related, discovered-from, ...",
+)
 @click.pass_context
 def dep_add(ctx: click.Context, task_id: str, depends_on: str, kind: str) -> None:
     """TASK_ID depends on DEPENDS_ON (with `blocks`: it waits until DEPENDS_ON is closed)."""
@@ -288,9 +390,16 @@ def dep_tree(ctx: click.Context, task_id: str, as_json: bool) -> None:
 
     def walk(tid: str, kind: str, seen: frozenset[str]) -> dict[str, Any]:
         task = store.cache.get(tid)
-        node: dict[str, Any] = {"id": tid, "type": kind, "status": task.status if task else "missing", "title": task.title if task else ""}
+        node: dict[str, Any] = {
+            "id": tid,
+            "type": kind,
+            "status": task.status if task else "missing",
+            "title": task.title if task else "",
+        }
         if task and tid not in seen:
-            node["dependencies"] = [walk(d.depends_on_id, d.type, seen | {tid}) for d in task.dependencies]
+            node["dependencies"] = [
+                walk(d.depends_on_id, d.type, seen | {tid}) for d in task.dependencies
+            ]
         return node
 
     tree = walk(root.id, "", frozenset())
@@ -321,13 +430,20 @@ def import_cmd(ctx: click.Context, path: Path, dry_run: bool, as_json: bool) -> 
         emit_json(report)
         return
     verb = "would import" if dry_run else "imported"
-    click.echo(f"{verb} {report['created']} new, {report['updated']} updated, {report['unchanged']} unchanged from {path}")
+    click.echo(
+        f"{verb} {report['created']} new, {report['updated']} updated, {report['unchanged']} unchanged from {path}"
+    )
     for line, why in report["skipped"]:
         click.echo(f"  skipped line {line}: {why}")
 
 
 @bd.command("export")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here (default: stdout).",
+)
 @click.pass_context
 def export_cmd(ctx: click.Context, output: Path | None) -> None:
     """Export every task as beads JSONL."""

@@ -62,7 +62,14 @@ def config_set(ctx: click.Context, pairs: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.option("-n", "limit", type=click.IntRange(min=0), default=20, show_default=True, help="How many entries (0: all).")
+@click.option(
+    "-n",
+    "limit",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="How many entries (0: all).",
+)
 @click.option("--task", "task_id", default="", help="Only what happened to this task.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context

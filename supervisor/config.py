@@ -42,6 +42,7 @@ class Config(BaseModel):
     backoff_seconds: float = Field(10, ge=0, description="first retry delay (doubles, jittered)")
     backoff_max_seconds: float = Field(600, ge=0, description="the longest retry delay")
     checkpoint_seconds: float = Field(30, gt=0, description="commit a running log this often")
+    paused: bool = Field(False, description="claim nothing new (`fleet pause` / `fleet resume`)")
 
 
 def load(text: str) -> Config:
@@ -116,7 +117,9 @@ def set_values(store: Store, pairs: list[str], actor: str | None = None) -> Conf
         new_text = tomli_w.dumps(data)
         if new_text == text:
             return None, config
-        change = Change("config: " + ", ".join(pairs), "config_changed", files={CONFIG_PATH: new_text.encode()})
+        change = Change(
+            "config: " + ", ".join(pairs), "config_changed", files={CONFIG_PATH: new_text.encode()}
+        )
         return change, config
 
     return store.mutate(build, actor)

@@ -31,6 +31,12 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def run_in(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run git in a user's directory (a task's repository), hooks off, `GIT_*` scrubbed."""
+    argv = ["git", *SAFE_CONFIG, "-C", str(cwd), *args]
+    return subprocess.run(argv, capture_output=True, env=clean_env(), check=False)
+
+
 class Git:
     def __init__(self, git_dir: Path) -> None:
         self.git_dir = git_dir
@@ -39,7 +45,7 @@ class Git:
     def run(
         self,
         *args: str,
-        input: bytes | None = None,  # noqa: A002
+        input: bytes | None = None,
         env: Mapping[str, str] | None = None,
         check: bool = True,
     ) -> subprocess.CompletedProcess[bytes]:
@@ -51,7 +57,9 @@ class Git:
             raise GitError(argv, proc.returncode, proc.stderr.decode(errors="replace"))
         return proc
 
-    def out(self, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None) -> str:  # noqa: A002
+    def out(
+        self, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None
+    ) -> str:
         return self.run(*args, input=input, env=env).stdout.decode()
 
     # -- refs -------------------------------------------------------------------------------

@@ -46,7 +46,9 @@ def entries(store: Store, limit: int = 20, task_id: str = "") -> list[Entry]:
 
 def _entry(commit: str, stamp: int, body: str) -> Entry:
     lines = body.strip().splitlines()
-    entry = Entry(commit=commit, time=iso(stamp), actor="", event="", summary=lines[0] if lines else "")
+    entry = Entry(
+        commit=commit, time=iso(stamp), actor="", event="", summary=lines[0] if lines else ""
+    )
     for line in lines[1:]:
         key, sep, value = line.partition(": ")
         if not sep:

@@ -223,6 +223,7 @@ class Task:
     status_reason: str = ""  # why the task is blocked, or why it waits
     not_before: str = ""  # a retry waits until then (backoff, rate-limit reset)
     attempts: list[dict[str, Any]] = field(default_factory=list)  # one summary per attempt
+    retry_base: int = 0  # attempts before this index no longer count (`fleet retry`)
     run: dict[str, Any] | None = None  # the attempt running now: actor, pid, started_at, ...
     extra: dict[str, Any] = field(default_factory=dict)  # beads fields fleet does not model
 
@@ -252,6 +253,8 @@ class Task:
                 out[name] = value
         if self.attempts:
             out["attempts"] = self.attempts
+        if self.retry_base:
+            out["retry_base"] = self.retry_base
         if self.run is not None:
             out["run"] = self.run
         out.update(self.extra)
@@ -311,6 +314,10 @@ class Task:
         if not isinstance(attempts, list):
             raise ValueError("attempts is not a list")
         task.attempts = attempts
+        retry_base = data.get("retry_base", 0)
+        if isinstance(retry_base, bool) or not isinstance(retry_base, int) or retry_base < 0:
+            raise ValueError("retry_base is not a non-negative integer")
+        task.retry_base = retry_base
         run = data.get("run")
         if run is not None and not isinstance(run, dict):
             raise ValueError("run is not an object")

@@ -28,14 +28,17 @@ TOKEN_ENV = "FLEET_RUN_TOKEN"
 
 # $1 is the rc file; the rest is the agent's argv. The wrapper catches HUP, INT and TERM so that it
 # outlives a stop request long enough to record how the agent ended (a caught signal is reset to its
-# default in the exec'd agent, an ignored one would not be). `command -p` finds mv even when the
-# agent's PATH lacks it.
-WRAPPER = (
-    "trap : HUP INT TERM\n"
-    'rc_file=$1; shift\n"$@"\nrc=$?\n'
-    'printf %s "$rc" > "$rc_file.tmp" && command -p mv -f "$rc_file.tmp" "$rc_file"\n'
-    'exit "$rc"\n'
-)
+# default in the exec'd agent, an ignored one would not be). Its own stderr goes to /dev/null, so
+# the shell's "Killed" notices stay out of the agent's stderr; the subshell gives the agent the real
+# stderr (fd 3) and execs it. `command -p` finds mv even when the agent's PATH lacks it.
+WRAPPER = """trap : HUP INT TERM
+rc_file=$1; shift
+exec 3>&2 2>/dev/null
+("$@" 2>&3 3>&-)
+rc=$?
+printf %s "$rc" > "$rc_file.tmp" && command -p mv -f "$rc_file.tmp" "$rc_file"
+exit "$rc"
+"""
 WRAPPER_NAME = "fleet-run"  # the wrapper's $0, as `ps` shows it
 
 KILL_WAIT = 5.0  # seconds to wait for SIGKILLed processes to disappear
@@ -147,11 +150,12 @@ class OsProcesses:
         for stale in (rc_path, rc_path.with_name(rc_path.name + ".tmp")):
             stale.unlink(missing_ok=True)
         token = new_token()
+        # PWD: the shell would replace an inherited PWD naming another directory anyway.
         with open(stdout, "ab") as out, open(stderr, "ab") as err:
             child = subprocess.Popen(
                 ["/bin/sh", "-c", WRAPPER, WRAPPER_NAME, str(rc_path), *argv],
                 cwd=cwd,
-                env={**env, TOKEN_ENV: token},
+                env={**env, "PWD": str(cwd.absolute()), TOKEN_ENV: token},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,

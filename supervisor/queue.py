@@ -196,7 +196,8 @@ def update(
         check_priority(int(fields["priority"]))
     if "status" in fields and fields["status"] not in FLEET_STATUSES:
         raise BadInput(
-            f"status {fields['status']!r} is not valid", hint=f"use one of {', '.join(FLEET_STATUSES)}"
+            f"status {fields['status']!r} is not valid",
+            hint=f"use one of {', '.join(FLEET_STATUSES)}",
         )
     if "cwd" in fields:
         fields["cwd"] = resolve_cwd(str(fields["cwd"]))

@@ -1,0 +1,3 @@
+from supervisor.cli import run
+
+run()
