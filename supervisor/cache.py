@@ -15,15 +15,16 @@ from typing import Any
 
 from supervisor.git import Git
 from supervisor.graph import Node
-from supervisor.model import BLOCKING_TYPES, PARENT_TYPE, Task, parse_time
+from supervisor.model import BLOCKING_TYPES, NOT_WORK_TYPES, PARENT_TYPE, Task, parse_time
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks(
     id TEXT PRIMARY KEY, status TEXT NOT NULL, priority INTEGER NOT NULL,
     created_ts REAL NOT NULL, issue_type TEXT NOT NULL, defer_until TEXT NOT NULL,
     not_before TEXT NOT NULL, hidden INTEGER NOT NULL, coder TEXT NOT NULL,
+    defer_ts REAL NOT NULL, not_before_ts REAL NOT NULL,
     labels TEXT NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deps(issue_id TEXT NOT NULL, depends_on_id TEXT NOT NULL,
     type TEXT NOT NULL);
@@ -32,6 +33,27 @@ CREATE INDEX IF NOT EXISTS deps_target ON deps(depends_on_id);
 CREATE INDEX IF NOT EXISTS tasks_order ON tasks(status, priority, created_ts);
 """
 TASKS_DIR = "tasks/"
+_RESOLVED = "('closed', 'pinned')"
+_BLOCKING = "('" + "', '".join(sorted(BLOCKING_TYPES)) + "')"
+_NOT_WORK = "('" + "', '".join(sorted(NOT_WORK_TYPES)) + "')"
+READY_SQL = f"""
+WITH RECURSIVE blocked(id) AS (
+    SELECT d.issue_id FROM deps d
+    JOIN tasks s ON s.id = d.issue_id JOIN tasks b ON b.id = d.depends_on_id
+    WHERE d.type IN {_BLOCKING} AND s.status NOT IN {_RESOLVED} AND b.status NOT IN {_RESOLVED}
+    UNION
+    SELECT d.issue_id FROM deps d JOIN blocked p ON d.depends_on_id = p.id
+    JOIN tasks s ON s.id = d.issue_id
+    WHERE d.type = '{PARENT_TYPE}' AND s.status NOT IN {_RESOLVED}
+)
+SELECT t.id, t.not_before_ts FROM tasks t
+WHERE t.status = 'open' AND t.hidden = 0 AND t.issue_type NOT IN {_NOT_WORK}
+  AND t.id NOT IN (SELECT id FROM blocked)
+  AND (t.defer_ts = 0 OR t.defer_ts <= :now)
+  AND NOT EXISTS (
+    SELECT 1 FROM deps d JOIN tasks p ON p.id = d.depends_on_id
+    WHERE d.issue_id = t.id AND d.type = '{PARENT_TYPE}'
+      AND (p.status = 'deferred' OR p.defer_ts > :now))"""
 CONFIG_PATH = "config.toml"
 
 
@@ -88,6 +110,27 @@ class Cache:
             raise
         return head
 
+    def advance(self, parent: str | None, commit: str, files: dict[str, bytes | None]) -> None:
+        """Record a commit this process just made on top of `parent`, from the files it wrote
+        (no git call); any other state is brought up to date from git instead."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._meta("commit") != (parent or ""):
+                self.db.execute("ROLLBACK")
+                self.sync()
+                return
+            tasks = [p for p in files if p.startswith(TASKS_DIR) and p.endswith(".json")]
+            self._delete([_task_id(p) for p in tasks if files[p] is None])
+            self._insert(Task.from_dict(json.loads(files[p] or b"")) for p in tasks if files[p])
+            if CONFIG_PATH in files:
+                text = (files[CONFIG_PATH] or b"").decode()
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES('config', ?)", (text,))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES('commit', ?)", (commit,))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
     def _apply(self, cached: str, head: str | None) -> None:
         if not head:
             self.db.execute("DELETE FROM tasks")
@@ -136,13 +179,15 @@ class Cache:
                     task.not_before,
                     int(bool(task.extra.get("ephemeral") or task.extra.get("is_template"))),
                     task.coder,
+                    parse_time(task.defer_until) if task.defer_until else 0.0,
+                    parse_time(task.not_before) if task.not_before else 0.0,
                     "\n".join(task.labels),
                     json.dumps(task.to_dict(), ensure_ascii=False),
                 )
             )
             deps.extend((task.id, d.depends_on_id, d.type) for d in task.dependencies)
         self._delete(ids)
-        self.db.executemany("INSERT INTO tasks VALUES(?,?,?,?,?,?,?,?,?,?,?)", rows)
+        self.db.executemany("INSERT INTO tasks VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         self.db.executemany("INSERT INTO deps VALUES(?,?,?)", deps)
 
     # -- reads --------------------------------------------------------------------------------
@@ -235,6 +280,26 @@ class Cache:
             if tid is not None and target not in nodes:  # a closed target: known, resolved
                 nodes[target] = Node(tid, status, prio, created, itype)
         return nodes
+
+    def ready(self, now: float, limit: int = 0, waiting: bool = True) -> list[str]:
+        """Ready work in dispatch order, by beads' rules (see docs/beads.md), in one query.
+
+        Open; no blocking dependency on a task that is neither closed nor pinned (a target the
+        store does not have does not block); no blocked parent, transitively; not hidden; a work
+        type; not deferred, nor a child of a deferred parent. `waiting=False` also leaves out
+        tasks whose retry waits (`not_before` after `now`).
+        """
+        sql = READY_SQL + ("" if waiting else " AND t.not_before_ts <= :now")
+        sql += " ORDER BY t.priority, t.created_ts, t.id"
+        if limit > 0:
+            sql += f" LIMIT {int(limit)}"
+        return [row[0] for row in self.db.execute(sql, {"now": now})]
+
+    def next_wake(self, now: float) -> float | None:
+        """When the first ready task that waits for a retry may run (None: none waits)."""
+        sql = f"SELECT min(w.not_before_ts) FROM ({READY_SQL} AND t.not_before_ts > :now) w"
+        row = self.db.execute(sql, {"now": now}).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
     def edges(self) -> dict[str, list[str]]:
         """issue -> what it depends on, over blocking and parent-child dependencies."""

@@ -228,12 +228,9 @@ def _brief(store: Any, task_id: str) -> dict[str, Any]:
 @click.pass_context
 def ready(ctx: click.Context, limit: int, as_json: bool) -> None:
     """Tasks ready to run: open, unblocked, not deferred; by priority, then oldest first."""
-    from supervisor.graph import ready as ready_nodes
-
     store = open_store(ctx)
     store.cache.sync()
-    nodes = ready_nodes(store.cache.nodes(), time.time())
-    rows = store.cache.bodies(n.id for n in (nodes[:limit] if limit else nodes))
+    rows = store.cache.bodies(store.cache.ready(time.time(), limit))
     if as_json:
         emit_json(rows)
     else:

@@ -195,8 +195,9 @@ class Store:
             change, value = build(snap)
             if change is None or not change.files:
                 return value
-            if self._publish(snap.commit, change, who):
-                self.cache.sync()
+            commit = self._publish(snap.commit, change, who)
+            if commit is not None:
+                self.cache.advance(snap.commit, commit, change.files)
                 return value
             self._after_lost_race(attempt)
         raise Conflict(
@@ -204,14 +205,15 @@ class Store:
             hint="retry the command; if it keeps failing, run `fleet supervisor status`",
         )
 
-    def _publish(self, parent: str | None, change: Change, actor: str) -> bool:
+    def _publish(self, parent: str | None, change: Change, actor: str) -> str | None:
+        """Write the change's objects and move the ref; the new commit, or None if it moved."""
         blobs: dict[str, str | None] = {}
         for path, data in change.files.items():
             blobs[path] = None if data is None else self.git.write_object("blob", data)
         tree = self.git.write_tree(parent, blobs, self.home / "tmp")
         ident = f"{actor.split('@')[0]} <{actor}>"
         commit = self.git.commit(tree, parent, change.message(actor), ident, int(time.time()))
-        return self.git.cas_ref(commit, parent)
+        return commit if self.git.cas_ref(commit, parent) else None
 
     def _after_lost_race(self, attempt: int) -> None:
         lock = self.git_dir / "refs" / "heads" / "main.lock"
