@@ -150,7 +150,7 @@ class Cache:
             self.db.execute("DELETE FROM meta WHERE key='config'")
             out = self.git.out("ls-tree", "-r", head, "--", "tasks", CONFIG_PATH)
             changed = [(line.split("\t", 1)[1], line.split()[2]) for line in out.splitlines()]
-        for path, sha in [c for c in changed if c[0] == CONFIG_PATH]:
+        for _, sha in [c for c in changed if c[0] == CONFIG_PATH]:
             text = "" if set(sha) == {"0"} else (self.git.read(sha) or b"").decode()
             self.db.execute("INSERT OR REPLACE INTO meta VALUES('config', ?)", (text,))
         changed = [c for c in changed if c[0] != CONFIG_PATH]
@@ -165,7 +165,9 @@ class Cache:
         self.db.executemany("DELETE FROM deps WHERE issue_id=?", [(i,) for i in ids])
 
     def _insert(self, tasks: Iterable[Task]) -> None:
-        rows, deps, ids = [], [], []
+        rows: list[tuple[object, ...]] = []
+        deps: list[tuple[str, str, str]] = []
+        ids: list[str] = []
         for task in tasks:
             ids.append(task.id)
             rows.append(

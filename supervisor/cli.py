@@ -31,6 +31,7 @@ COMMANDS = {
     "pause": "supervisor.cli_run:pause",
     "resume": "supervisor.cli_run:resume",
     "demo": "supervisor.cli_run:demo",
+    "coders": "supervisor.cli_coders:coders",
 }
 
 

@@ -60,6 +60,7 @@ def bd() -> None:
 @click.pass_context
 def create(
     ctx: click.Context,
+    /,
     title_arg: str | None,
     title: str | None,
     deps: str,
@@ -300,6 +301,7 @@ def blocked(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def update(
     ctx: click.Context,
+    /,
     task_id: str,
     add_label: tuple[str, ...],
     remove_label: tuple[str, ...],
@@ -428,7 +430,8 @@ def import_cmd(ctx: click.Context, path: Path, dry_run: bool, as_json: bool) -> 
         return
     verb = "would import" if dry_run else "imported"
     click.echo(
-        f"{verb} {report['created']} new, {report['updated']} updated, {report['unchanged']} unchanged from {path}"
+        f"{verb} {report['created']} new, {report['updated']} updated,"
+        f" {report['unchanged']} unchanged from {path}"
     )
     for line, why in report["skipped"]:
         click.echo(f"  skipped line {line}: {why}")

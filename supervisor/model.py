@@ -273,7 +273,7 @@ class Task:
         if len(title) > 500:
             raise ValueError("title is longer than 500 characters")
         task = cls(id=task_id, title=title)
-        for name in TEXT_FIELDS[1:] + ("assignee", "close_reason", "cwd", "coder", "model"):
+        for name in (*TEXT_FIELDS[1:], "assignee", "close_reason", "cwd", "coder", "model"):
             _set_str(task, data, name)
         for name in ("role", "account", "command", "status_reason", "not_before"):
             _set_str(task, data, name)

@@ -51,7 +51,7 @@ def read_result(path: Path) -> tuple[AgentResult | None, str]:
 
 def backoff(failures: int, base: float, cap: float, rng: random.Random) -> float:
     """Exponential backoff with jitter: base * 2^(failures-1), capped, times 0.5..1."""
-    delay = min(cap, base * 2 ** max(0, failures - 1))
+    delay: float = min(cap, base * 2.0 ** max(0, failures - 1))
     return delay * rng.uniform(0.5, 1.0)
 
 

@@ -154,7 +154,7 @@ class Store:
         if info.st_uid != os.getuid():
             raise StoreError(
                 f"the fleet home {self.home} belongs to another user (uid {info.st_uid})",
-                hint=f"use a home of your own: `fleet --home DIR ...` or `chown -R $USER {self.home}`",
+                hint=f"use a home of your own (`fleet --home DIR`) or `chown -R $USER {self.home}`",
             )
         if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             raise StoreError(

@@ -33,7 +33,9 @@ def import_file(store: Store, path: Path, dry_run: bool = False) -> dict[str, An
         )
 
     def build(snap: Snapshot) -> tuple[Change | None, dict[str, Any]]:
-        created, updated, unchanged = [], [], []
+        created: list[str] = []
+        updated: list[str] = []
+        unchanged: list[str] = []
         change = Change(f"import {len(plan.tasks)} tasks from {path.name}", "imported")
         for task in plan.tasks:
             old = snap.get(task.id)
