@@ -14,6 +14,7 @@ import os
 import secrets
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -127,15 +128,26 @@ def read_rc(rc_path: str | Path) -> int | None:
         return None
 
 
+def _write_rc(rc_path: Path, status: int) -> None:
+    tmp = rc_path.with_name(rc_path.name + ".tmp")
+    with contextlib.suppress(OSError):  # its directory is gone: nobody can read it anyway
+        tmp.write_text(str(status), encoding="ascii")
+        os.replace(tmp, rc_path)
+
+
 def new_token() -> str:
     return secrets.token_hex(16)
 
 
 class OsProcesses:
-    """The real implementation, on psutil and os. Not thread-safe: one supervisor loop uses it."""
+    """The real implementation, on psutil and os.
+
+    Thread-safe for the supervisor's use: its loop spawns and polls while other threads terminate.
+    """
 
     def __init__(self) -> None:
         self._children: dict[str, subprocess.Popen[bytes]] = {}  # by token: ours to reap
+        self._lock = threading.Lock()  # settling a child: pop it, read or write its rc file
 
     def spawn(
         self,
@@ -170,14 +182,7 @@ class OsProcesses:
     def poll(self, handle: Handle) -> int | None:
         child = self._children.get(handle.token)
         if child is not None and child.pid == handle.pid:
-            status = child.poll()
-            if status is None:
-                return None
-            del self._children[handle.token]
-            recorded = read_rc(handle.rc_path)
-            if recorded is not None:
-                return recorded
-            return status if status < 0 else exit_code(status)
+            return None if child.poll() is None else self._settle(handle, child)
         if identify(handle) is not None:
             return None
         recorded = read_rc(handle.rc_path)
@@ -185,11 +190,10 @@ class OsProcesses:
 
     def terminate(self, handle: Handle, grace: float) -> None:
         tree = collect_tree(handle)
-        group = handle.pid if any(_pgid(p) == handle.pid for p in tree) else None
-        _signal_all(tree, group, signal.SIGTERM)
+        _signal_all(tree, _our_group(handle, tree), signal.SIGTERM)
         survivors = wait_gone(tree, grace)
         if survivors:
-            _signal_all(survivors, group, signal.SIGKILL)
+            _signal_all(survivors, _our_group(handle, survivors), signal.SIGKILL)
             wait_gone(survivors, KILL_WAIT)
         self.sweep(handle.token)
         self._reap(handle)
@@ -220,13 +224,25 @@ class OsProcesses:
         return cpu, rss
 
     def _reap(self, handle: Handle) -> None:
-        child = self._children.pop(handle.token, None)
+        child = self._children.get(handle.token)
         if child is None:
             return
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):  # still dying: a later poll reaps it
             child.wait(timeout=KILL_WAIT)
-        except subprocess.TimeoutExpired:
-            self._children[handle.token] = child  # still dying: a later poll reaps it
+            self._settle(handle, child)
+
+    def _settle(self, handle: Handle, child: subprocess.Popen[bytes]) -> int:
+        """The exit code of our reaped wrapper. If it was killed before it could write rc_path,
+        its own status is written there, so that every later poll reads the same code."""
+        with self._lock:
+            self._children.pop(handle.token, None)
+            recorded = read_rc(handle.rc_path)
+            if recorded is not None:
+                return recorded
+            status = child.returncode
+            shell_status = _SHELL_SIGNAL_BASE - status if status < 0 else status
+            _write_rc(Path(handle.rc_path), shell_status)
+            return exit_code(shell_status)
 
 
 def _check_startable(argv: list[str], cwd: Path, env: Mapping[str, str], rc_path: Path) -> None:
@@ -235,7 +251,8 @@ def _check_startable(argv: list[str], cwd: Path, env: Mapping[str, str], rc_path
     if not cwd.is_dir():
         raise SpawnError(f"the working directory {cwd} does not exist")
     if find_program(argv[0], cwd, env.get("PATH", os.defpath)) is None:
-        raise SpawnError(f"the program {argv[0]!r} was not found (cwd {cwd}, PATH as given)")
+        where = cwd if "/" in argv[0] else "the PATH given to the agent"
+        raise SpawnError(f"the program {argv[0]!r} was not found in {where}")
     if not rc_path.parent.is_dir():
         raise FileNotFoundError(f"the directory for the exit-code file {rc_path} does not exist")
 
@@ -282,16 +299,18 @@ def collect_tree(handle: Handle) -> list[psutil.Process]:
 
 
 def token_carriers(token: str) -> list[psutil.Process]:
-    """Live processes of our uid, other than this one, whose environment holds the token."""
-    uid, me = os.getuid(), os.getpid()
+    """Live processes, other than this one, whose environment holds the token.
+
+    Only environments we may read are searched: our uid's (every uid's when run as root, where a
+    carrier that switched uid is still part of the attempt). The environment is read first: it is
+    the cheapest test that rules a process out.
+    """
+    me = os.getpid()
     found = []
     for proc in psutil.process_iter():
-        if proc.pid == me:
-            continue
         try:
-            if proc.uids().real != uid or proc.status() == psutil.STATUS_ZOMBIE:
-                continue
-            if proc.environ().get(TOKEN_ENV) == token:
+            carries = proc.pid != me and proc.environ().get(TOKEN_ENV) == token
+            if carries and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
@@ -326,11 +345,15 @@ def _alive(proc: psutil.Process) -> bool:
         return True
 
 
-def _pgid(proc: psutil.Process) -> int | None:
-    try:
-        return os.getpgid(proc.pid)
-    except OSError:
-        return None
+def _our_group(handle: Handle, procs: Iterable[psutil.Process]) -> int | None:
+    """The wrapper's process group, if one of `procs` (all ours) is still in it."""
+    for proc in procs:
+        try:
+            if os.getpgid(proc.pid) == handle.pid:
+                return handle.pid
+        except OSError:
+            continue
+    return None
 
 
 def _signal_all(procs: Iterable[psutil.Process], group: int | None, sig: int) -> None:

@@ -1,0 +1,145 @@
+"""Accounts: which credentials an agent runs with, which are usable now, and why not.
+
+An account is a table in the configuration (`[accounts.NAME]`): a coder, a config dir, the name of
+the variable holding its key (never the key), extra variables, a concurrency cap and daily
+ceilings. What the supervisor learns about it (limited until a reset, utilization near its limit)
+is state, kept in the store's tree as `accounts/<name>.json` and committed with the attempt that
+taught it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from supervisor.model import iso, parse_time
+
+STATE_DIR = "accounts"
+LIMIT_BACKOFF = 60.0  # an account limited without a reset time rests this long, doubling
+LIMIT_BACKOFF_MAX = 3600.0
+
+
+class Account(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    coder: str = Field(description="the coder whose agents use this account")
+    config_dir: str = Field("", description="CLAUDE_CONFIG_DIR / CODEX_HOME / HOME / XDG dirs")
+    key_env: str = Field("", description="the variable whose value becomes the agent's key")
+    env: dict[str, str] = Field(default_factory=dict, description="extra variables for its agents")
+    max_concurrent: int | None = Field(None, ge=1, description="its agents at once")
+    disabled: bool = Field(False, description="never dispatch to it")
+    daily_max_cost: float | None = Field(None, gt=0, description="USD per UTC day")
+    daily_max_tokens: int | None = Field(None, gt=0, description="tokens per UTC day")
+
+
+@dataclass
+class State:
+    """What the supervisor knows of an account's limits."""
+
+    limited_until: str = ""  # rejected by a rate or usage limit until then
+    limit_reason: str = ""
+    limits_in_a_row: int = 0  # consecutive limits, for the backoff when no reset is given
+    utilization: float | None = None  # the newest early warning, 0..1
+    utilization_resets_at: str = ""
+    utilization_at: str = ""
+
+    def to_bytes(self) -> bytes:
+        return (json.dumps(asdict(self), indent=2) + "\n").encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | None) -> State:
+        if not data:
+            return cls()
+        raw = json.loads(data)
+        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def state_path(name: str) -> str:
+    return f"{STATE_DIR}/{name}.json"
+
+
+def limited(state: State, now: float) -> bool:
+    return bool(state.limited_until) and parse_time(state.limited_until) > now
+
+
+def near_limit(state: State, threshold: float, now: float) -> bool:
+    """An early warning at or above `threshold` that has not reset yet."""
+    if state.utilization is None or state.utilization < threshold:
+        return False
+    if state.utilization_resets_at:
+        return parse_time(state.utilization_resets_at) > now
+    return True
+
+
+def mark_limited(state: State, now: float, resets_at: float | None, reason: str) -> State:
+    streak = state.limits_in_a_row + 1
+    until = (
+        resets_at
+        if resets_at and resets_at > now
+        else now + min(LIMIT_BACKOFF_MAX, LIMIT_BACKOFF * 2 ** (streak - 1))
+    )
+    return State(
+        limited_until=iso(until),
+        limit_reason=reason,
+        limits_in_a_row=streak,
+        utilization=state.utilization,
+        utilization_resets_at=state.utilization_resets_at,
+        utilization_at=state.utilization_at,
+    )
+
+
+def mark_ok(state: State) -> State:
+    """A successful attempt: the account's limit streak is over."""
+    return State(
+        utilization=state.utilization,
+        utilization_resets_at=state.utilization_resets_at,
+        utilization_at=state.utilization_at,
+    )
+
+
+def note_utilization(
+    state: State, utilization: float, resets_at: float | None, now: float
+) -> State:
+    return State(
+        limited_until=state.limited_until,
+        limit_reason=state.limit_reason,
+        limits_in_a_row=state.limits_in_a_row,
+        utilization=utilization,
+        utilization_resets_at=iso(resets_at) if resets_at else "",
+        utilization_at=iso(now),
+    )
+
+
+def agent_env(account: Account, key_target: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables an account gives its agents; KeyError naming a missing key variable."""
+    env = dict(account.env)
+    if account.key_env:
+        if account.key_env not in environ:
+            raise KeyError(account.key_env)
+        if key_target:
+            env[key_target] = environ[account.key_env]
+    return env
+
+
+def config_dir(account: Account) -> Path | None:
+    return Path(os.path.expanduser(account.config_dir)) if account.config_dir else None
+
+
+def describe(state: State, account: Account, threshold: float, now: float) -> dict[str, Any]:
+    """The account's state for `fleet accounts`: available, limited, near its limit, disabled."""
+    if account.disabled:
+        status = "disabled"
+    elif limited(state, now):
+        status = f"limited until {state.limited_until}"
+    elif near_limit(state, threshold, now):
+        status = f"near its limit ({state.utilization:.0%})"
+    else:
+        status = "available"
+    return {"status": status, **asdict(state)}
