@@ -58,7 +58,9 @@ class MockServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Bound)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def port(self) -> int:
@@ -81,7 +83,7 @@ class MockHandler(BaseHTTPRequestHandler):
     mock: ClassVar[MockServer]
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return  # quiet
 
     def read_body(self) -> Any:
@@ -107,7 +109,9 @@ class MockHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def send_sse(self, events: list[tuple[str | None, Any]], headers: dict[str, str] | None = None) -> None:
+    def send_sse(
+        self, events: list[tuple[str | None, Any]], headers: dict[str, str] | None = None
+    ) -> None:
         """Events as `event:`/`data:` pairs (event None: data only), then close the stream."""
         chunks = []
         for name, payload in events:
