@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from supervisor.errors import GitError
 from supervisor.git import Git
 from supervisor.graph import Node
 from supervisor.model import BLOCKING_TYPES, NOT_WORK_TYPES, PARENT_TYPE, Task, parse_time
@@ -61,11 +62,27 @@ class Cache:
     def __init__(self, path: Path, git: Git) -> None:
         self.git = git
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self.db = self._connect(path)
+        except sqlite3.OperationalError:  # busy or unreadable: not ours to delete
+            raise
+        except sqlite3.DatabaseError:  # not a database any more: it is only a cache
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            self.db = self._connect(path)
         if self._meta("schema") != SCHEMA_VERSION:
             self._reset()
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         self.db.close()
@@ -136,15 +153,8 @@ class Cache:
             self.db.execute("DELETE FROM tasks")
             self.db.execute("DELETE FROM deps")
             return
-        if cached:
-            out = self.git.out(
-                "diff-tree", "-r", "--no-renames", cached, head, "--", "tasks", CONFIG_PATH
-            )
-            changed: list[tuple[str, str]] = []
-            for line in out.splitlines():
-                meta, path = line.split("\t", 1)
-                changed.append((path, meta.split()[3]))
-        else:
+        changed = self._diff(cached, head) if cached else None
+        if changed is None:
             self.db.execute("DELETE FROM tasks")
             self.db.execute("DELETE FROM deps")
             self.db.execute("DELETE FROM meta WHERE key='config'")
@@ -159,6 +169,20 @@ class Cache:
         self._delete(gone)
         bodies = self.git.cat_batch([sha for _, sha in present])
         self._insert(Task.from_dict(json.loads(data or b"{}")) for _, data in bodies)
+
+    def _diff(self, cached: str, head: str) -> list[tuple[str, str]] | None:
+        """(path, new blob) of what changed since `cached`; None if git lacks that commit."""
+        try:
+            out = self.git.out(
+                "diff-tree", "-r", "--no-renames", cached, head, "--", "tasks", CONFIG_PATH
+            )
+        except GitError:
+            return None
+        changed = []
+        for line in out.splitlines():
+            meta, path = line.split("\t", 1)
+            changed.append((path, meta.split()[3]))
+        return changed
 
     def _delete(self, ids: list[str]) -> None:
         self.db.executemany("DELETE FROM tasks WHERE id=?", [(i,) for i in ids])

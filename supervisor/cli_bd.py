@@ -454,6 +454,12 @@ def export_cmd(ctx: click.Context, output: Path | None) -> None:
         click.echo(text, nl=False)
         return
     tmp = output.with_name(output.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(output)
+    try:
+        tmp.write_text(text)
+        tmp.replace(output)
+    except OSError as exc:
+        raise BadInput(
+            f"cannot write {output}: {exc.strerror}",
+            hint="pass -o a file in a directory that exists and that you can write",
+        ) from None
     click.echo(f"exported {text.count(chr(10))} tasks to {output}", err=True)

@@ -86,9 +86,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
     else:
         click.echo(f"supervisor: running, pid {info.pid}, up {_duration(data['uptime_seconds'])}")
     paused = " (paused: claiming nothing new)" if data["paused"] else ""
-    click.echo(
-        f"agents running: {data['agents']}   ready: {data['queued']}   blocked: {data['blocked']}{paused}"
-    )
+    counts = f"agents running: {data['agents']}   ready: {data['queued']}"
+    click.echo(f"{counts}   blocked: {data['blocked']}{paused}")
 
 
 def _ready_ids(store: Any) -> list[str]:
@@ -446,7 +445,7 @@ def resume(ctx: click.Context) -> None:
 
 @click.command()
 def demo() -> None:
-    """Run the whole loop on a throwaway home: shell tasks, a retry, a handoff. No account needed."""
+    """Run the whole loop on a throwaway home: shell tasks, a retry, a handoff. No account."""
     from supervisor import demo as demo_mod
     from supervisor import views
 

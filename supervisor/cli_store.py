@@ -84,5 +84,11 @@ def log(ctx: click.Context, limit: int, task_id: str, as_json: bool) -> None:
     if not found:
         click.echo("no history yet")
         return
-    rows = [[e.time[:19].replace("T", " "), e.actor, e.event, e.summary] for e in found]
-    click.echo(table(rows, ["WHEN (UTC)", "ACTOR", "EVENT", "WHAT"]))
+    rows = [
+        [e.time[:19].replace("T", " "), e.actor, e.event, _tasks(e.tasks), e.summary] for e in found
+    ]
+    click.echo(table(rows, ["WHEN (UTC)", "ACTOR", "EVENT", "TASK", "WHAT"]))
+
+
+def _tasks(ids: list[str]) -> str:
+    return ", ".join(ids[:2]) + (f" +{len(ids) - 2}" if len(ids) > 2 else "")

@@ -6,15 +6,22 @@ Every change is a commit. A running supervisor reads it again at every tick.
 from __future__ import annotations
 
 import tomllib
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from supervisor.errors import BadInput
 from supervisor.store import Change, Snapshot, Store
 
 CONFIG_PATH = "config.toml"
+KIND_NAMES: dict[Any, str] = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+}
 
 
 class CoderSettings(BaseModel):
@@ -72,11 +79,15 @@ def keys() -> list[str]:
 
 
 def get(config: Config, key: str) -> Any:
+    path = key.split(".")
+    if path[0] == "coders" and len(path) == 3:  # a coder without settings has the defaults
+        _check_key(path)
+        _check_coders(Config(coders={path[1]: CoderSettings()}))
+        settings = config.coders.get(path[1], CoderSettings())
+        return settings.model_dump()[path[2]]
     data: Any = config.model_dump()
-    for part in key.split("."):
+    for part in path:
         if not isinstance(data, dict) or part not in data:
-            if key.startswith("coders.") and len(key.split(".")) == 3:
-                return CoderSettings().model_dump().get(key.split(".")[2])
             raise BadInput(f"unknown config key {key!r}", hint=f"valid keys: {', '.join(keys())}")
         data = data[part]
     return data
@@ -154,10 +165,30 @@ def _explain(exc: Exception) -> str:
 
 
 def _choices(exc: ValidationError) -> str:
-    for err in exc.errors():
-        if err["type"] == "literal_error":
-            return f"valid values: {err['ctx']['expected']}"
-    return f"valid keys: {', '.join(keys())}"
+    """What the first bad value may be: its choices, or its type and range."""
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    if err["type"] == "literal_error":
+        return f"valid values: {err['ctx']['expected']}"
+    fields = CoderSettings.model_fields if loc[0] == "coders" else Config.model_fields
+    info = fields.get(loc[-1] if loc[0] == "coders" else loc[0])
+    if info is None:
+        return f"valid keys: {', '.join(keys())}"
+    return f"{'.'.join(loc)} takes {_describe(info)}"
+
+
+def _describe(info: FieldInfo) -> str:
+    kinds = [k for k in get_args(info.annotation) or (info.annotation,) if k is not type(None)]
+    limits = []
+    for item in info.metadata:
+        for attr, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+            if getattr(item, attr, None) is not None:
+                limits.append(f"{sign} {getattr(item, attr)}")
+        if getattr(item, "pattern", None):
+            limits.append(f"matching {item.pattern}")
+    text = " ".join([KIND_NAMES.get(kinds[0], "a value") if kinds else "a value", *limits[:1]])
+    text += "".join(f" and {limit}" for limit in limits[1:])
+    return f"{text}: {info.description}" if info.description else text
 
 
 def show(config: Config) -> str:

@@ -49,11 +49,11 @@ def _stop_without_supervisor(store: Store, task: Task) -> None:
     from supervisor.process import OsProcesses
 
     sup = Supervisor(store, OsProcesses(), background_stops=False)
-    sup.stopping = "now"  # adopt its agent, stop it, record it; claim nothing
+    sup.stopping = "graceful"  # claim nothing; the stop request stops this task's agent only
     deadline = time.time() + 60
     while time.time() < deadline:
         sup.tick(time.time())
-        if not sup.running:
+        if task.id not in sup.running:
             return
 
 

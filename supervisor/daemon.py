@@ -8,6 +8,7 @@ commit for all of it; only then are the claimed agents started (and a second com
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -25,11 +26,10 @@ from supervisor import knowledge, worktree
 from supervisor.attempt import Attempt, live_files, run_dir
 from supervisor.config import Config
 from supervisor.errors import FleetError
-from supervisor.git import clean_env
 from supervisor.graph import ready
 from supervisor.model import Task, iso, parse_time
 from supervisor.outcome import Ending, apply, read_result
-from supervisor.process import Handle, Processes, SpawnError
+from supervisor.process import TOKEN_ENV, Handle, Processes, SpawnError, new_token, read_rc
 from supervisor.store import Change, Snapshot, Store, task_path
 
 Apply = Callable[[Task], bool]  # change a fresh copy of the task; False: leave it alone
@@ -78,6 +78,7 @@ class Supervisor:
         self.config = Config()
         self._config_text: str | None = None
         self._stops: dict[str, threading.Thread] = {}
+        self._ended: list[Handle] = []  # attempts over whose leftovers are still to be stopped
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -97,7 +98,8 @@ class Supervisor:
             if task.id in won:
                 report.claimed.append(task.id)
                 starts.append(self._start(task.id, now, report))
-        self._commit(starts, now)
+        self._cleanup_ended(starts, self._commit(starts, now))
+        self._clear_ended()
         report.running = len(self.running)
         report.waiting = self._waiting(now)
         return report
@@ -105,10 +107,8 @@ class Supervisor:
     def _load_config(self) -> None:
         text = self.store.cache.config_text()
         if text != self._config_text:
-            try:
+            with contextlib.suppress(FleetError):  # a bad one: keep the last good configuration
                 self.config = config_mod.load(text)
-            except FleetError:
-                pass  # keep the last good configuration; `fleet config` reports the error
             self._config_text = text
 
     def _waiting(self, now: float) -> int:
@@ -174,11 +174,29 @@ class Supervisor:
         if not self.background_stops:
             self.processes.terminate(handle, grace)
             return
-        thread = threading.Thread(
-            target=self.processes.terminate, args=(handle, grace), daemon=True
-        )
-        self._stops[handle.token] = thread
+        self._in_background(handle.token, lambda: self.processes.terminate(handle, grace))
+
+    def _in_background(self, key: str, work: Callable[[], None]) -> None:
+        self._stops = {k: t for k, t in self._stops.items() if t.is_alive()}
+        thread = threading.Thread(target=work, daemon=True)
+        self._stops[key] = thread
         thread.start()
+
+    def _clear_ended(self) -> None:
+        """Stop what the ended attempts left behind (a server, a watcher): it has their token."""
+        handles, self._ended = self._ended, []
+        if not handles:
+            return
+        grace = self.config.grace_seconds
+
+        def clear() -> None:
+            for handle in handles:
+                self.processes.terminate(handle, grace)
+
+        if self.background_stops:
+            self._in_background(f"ended {handles[0].token}", clear)
+        else:
+            clear()
 
     def _end(self, attempt: Attempt, code: int, now: float) -> Op:
         """The attempt's process is gone: classify it and record it."""
@@ -186,6 +204,7 @@ class Supervisor:
         self.running.pop(attempt.task_id, None)
         if attempt.handle is not None:
             self._stops.pop(attempt.handle.token, None)
+            self._ended.append(attempt.handle)
         ending = self._classify(attempt, code)
         record = self._record(attempt, ending, code, now)
         files = _artifacts(attempt, record)
@@ -234,6 +253,8 @@ class Supervisor:
             return Ending(Outcome.FAILURE, problem)
         if result is None and attempt.files.result.exists():
             return Ending(Outcome.FAILURE, problem)
+        if result is not None and result.status == "partial":
+            return Ending(Outcome.SUCCESS, f"the agent did part of it: {result.summary}", result)
         return Ending(Outcome.SUCCESS, "", result)
 
     def _record(self, attempt: Attempt, ending: Ending, code: int, now: float) -> dict[str, object]:
@@ -301,10 +322,6 @@ class Supervisor:
                 coder = coders.get(str(run.get("coder") or self.config.coder))
             except KeyError:
                 coder = coders.get("shell")
-            if not handle_data:
-                why = "the supervisor died before the agent started"
-                ops.append(self._requeue(task, n, run, why, now))
-                continue
             attempt = Attempt(
                 task_id=task.id,
                 n=n,
@@ -315,10 +332,13 @@ class Supervisor:
                 model=str(run.get("model") or ""),
                 account=str(run.get("account") or ""),
                 workdir=str(run.get("workdir") or ""),
-                handle=Handle.from_dict(handle_data),
+                handle=Handle.from_dict(handle_data) if handle_data else None,
                 checkpoint_at=now,
             )
             files.log.unlink(missing_ok=True)  # re-rendered from the raw output
+            if attempt.handle is None:
+                ops.append(self._unrecorded(attempt, str(run.get("token") or ""), now))
+                continue
             attempt.read_output(now)
             attempt.last_output_at = max(attempt.last_output_at, now)
             self.running[task.id] = attempt
@@ -336,10 +356,22 @@ class Supervisor:
 
         return Op(attempt.task_id, "adopted", change)
 
-    def _requeue(self, task: Task, n: int, run: dict[str, object], why: str, now: float) -> Op:
-        token = str(run.get("token") or "")
-        if token:
-            self.processes.sweep(token)
+    def _unrecorded(self, attempt: Attempt, token: str, now: float) -> Op:
+        """An attempt whose agent's handle was never recorded: its supervisor died at the spawn.
+
+        The agent may not exist, may still run (it is stopped: it cannot be watched without its
+        handle), or may have ended already (its wrapper wrote the exit code: it is recorded).
+        """
+        stopped = self.processes.sweep(token) if token else 0
+        code = read_rc(attempt.files.rc)
+        if code is not None:
+            return self._end(attempt, code, now)
+        why = "the supervisor died before the agent started"
+        if stopped:
+            why = "the supervisor died as the agent started; the agent was stopped"
+        return self._requeue(attempt.task_id, attempt.n, why, now)
+
+    def _requeue(self, task_id: str, n: int, why: str, now: float) -> Op:
         ending = Ending(Outcome.KILLED, why)
         record: dict[str, object] = {
             "n": n,
@@ -355,7 +387,7 @@ class Supervisor:
             apply(fresh, ending, record, now, config.max_attempts, 0, 0, self.rng)
             return True
 
-        return Op(task.id, "requeued", change, ended=True)
+        return Op(task_id, "requeued", change, ended=True)
 
     # -- dispatch --------------------------------------------------------------------------------
 
@@ -396,6 +428,7 @@ class Supervisor:
             "model": model,
             "claimed_at": iso(now),
             "started_at": iso(now),
+            "token": new_token(),  # known before the agent starts, so it can always be found
         }
 
         def change(fresh: Task) -> bool:
@@ -480,15 +513,15 @@ class Supervisor:
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text)
-        env = clean_env(
-            {
-                "FLEET_HOME": str(self.store.home),
-                "FLEET_TASK_ID": task.id,
-                "FLEET_ATTEMPT": str(attempt.n),
-                "FLEET_RESULT_FILE": str(files.result),
-                **command.env,
-            }
-        )
+        env = {
+            **_agent_env(),
+            "FLEET_HOME": str(self.store.home),
+            "FLEET_TASK_ID": task.id,
+            "FLEET_ATTEMPT": str(attempt.n),
+            "FLEET_RESULT_FILE": str(files.result),
+            **command.env,
+            TOKEN_ENV: str((task.run or {}).get("token") or new_token()),
+        }
         for name in command.unset_env:
             env.pop(name, None)
         handle = self.processes.spawn(
@@ -515,7 +548,7 @@ class Supervisor:
             apply(fresh, ending, dict(attempt_record), now, config.max_attempts, 0, 0, self.rng)
             return True
 
-        return Op(task.id, "setup_error", change)
+        return Op(task.id, "setup_error", change, ended=True)
 
     # -- commit ----------------------------------------------------------------------------------
 
@@ -580,6 +613,11 @@ def _artifacts(attempt: Attempt, record: dict[str, object]) -> dict[str, bytes]:
     if attempt.files.result.exists():
         files[f"{base}/result.json"] = _read(attempt.files.result)
     return files
+
+
+def _agent_env() -> dict[str, str]:
+    """The supervisor's environment without `GIT_*`: the agent's git sees its worktree only."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
 
 
 def _read(path: Path) -> bytes:

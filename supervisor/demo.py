@@ -22,11 +22,41 @@ from supervisor.store import Store
 DONE = 'printf \'{"status": "done", "summary": "%s"}\' "$SUMMARY" > "$FLEET_RESULT_FILE"'
 
 GRAPH = [
-    ("setup", "Lay out the project", [], "mkdir -p src && echo 'project laid out in src/' && SUMMARY='src/ laid out'; " + DONE),
-    ("docs", "Write the docs", ["setup"], "sleep 1; echo '# Demo' > README.md; echo 'docs written' && SUMMARY='README.md written'; " + DONE),
-    ("code", "Write the code", ["setup"], "sleep 1; echo 'print(42)' > main.py; echo 'code written' && SUMMARY='main.py prints 42'; " + DONE),
-    ("flaky", "Run the flaky tests", ["setup"], "if [ ! -e .tried ]; then touch .tried; echo 'tests failed: flaky network' >&2; echo 'first run fails'; exit 1; fi; echo 'tests passed on retry' && SUMMARY='tests pass'; " + DONE),
-    ("ship", "Ship it", ["docs", "code", "flaky"], "echo 'each task worked on its own branch:' && git branch --list 'fleet/*' && SUMMARY='4 branches ready to merge'; " + DONE),
+    (
+        "setup",
+        "Lay out the project",
+        [],
+        "mkdir -p src && echo 'project laid out in src/' && SUMMARY='src/ laid out'; " + DONE,
+    ),
+    (
+        "docs",
+        "Write the docs",
+        ["setup"],
+        "sleep 1; echo '# Demo' > README.md; echo 'docs written' && SUMMARY='README.md written'; "
+        + DONE,
+    ),
+    (
+        "code",
+        "Write the code",
+        ["setup"],
+        "sleep 1; echo 'print(42)' > main.py; echo 'code written' && SUMMARY='main.py prints 42'; "
+        + DONE,
+    ),
+    (
+        "flaky",
+        "Run the flaky tests",
+        ["setup"],
+        "if [ ! -e .tried ]; then touch .tried; echo 'tests failed: flaky network' >&2; "
+        "echo 'first run fails'; exit 1; fi; "
+        "echo 'tests passed on retry' && SUMMARY='tests pass'; " + DONE,
+    ),
+    (
+        "ship",
+        "Ship it",
+        ["docs", "code", "flaky"],
+        "echo 'each task worked on its own branch:' && git branch --list 'fleet/*' && "
+        "SUMMARY='4 branches ready to merge'; " + DONE,
+    ),
 ]
 
 
@@ -38,13 +68,25 @@ def run(echo: Callable[[str], None], keep: bool = False) -> tuple[Store, dict[st
     _git(repo, "init", "--quiet", "--initial-branch=main")
     (repo / "NOTES.md").write_text("A demo repository.\n")
     _git(repo, "add", "NOTES.md")
-    _git(repo, "-c", "user.name=fleet demo", "-c", "user.email=demo@fleet.invalid", "commit", "--quiet", "-m", "start")
+    _git(
+        repo,
+        "-c",
+        "user.name=fleet demo",
+        "-c",
+        "user.email=demo@fleet.invalid",
+        "commit",
+        "--quiet",
+        "-m",
+        "start",
+    )
     store = Store.open(base / "home")
     echo(f"$ export FLEET_HOME={store.home}   # a throwaway home; repository: {repo}")
     config.set_values(store, ["backoff_seconds=0.5", "max_concurrent=3", "coder=shell"])
     ids: dict[str, str] = {}
     for name, title, deps, command in GRAPH:
-        new = NewTask(title=title, coder="shell", command=command, cwd=str(repo), deps=[ids[d] for d in deps])
+        new = NewTask(
+            title=title, coder="shell", command=command, cwd=str(repo), deps=[ids[d] for d in deps]
+        )
         ids[name] = create(store, new).id
         after = f" --deps {','.join(ids[d] for d in deps)}" if deps else ""
         echo(f"$ fleet bd create {title!r} --coder shell --command ...{after}   -> {ids[name]}")
@@ -56,4 +98,6 @@ def run(echo: Callable[[str], None], keep: bool = False) -> tuple[Store, dict[st
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, env=clean_env(), capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, env=clean_env(), capture_output=True
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from supervisor.errors import NotFound
 from supervisor.model import check_id, iso
 from supervisor.store import Store, task_path
 
@@ -26,13 +27,15 @@ class Entry:
 
 def entries(store: Store, limit: int = 20, task_id: str = "") -> list[Entry]:
     """The newest `limit` commits (0: all), optionally only those that touched one task."""
+    if task_id:
+        check_id(task_id)
     if store.head() is None:
-        return []
+        return _known(task_id, [])
     args = ["log", f"--format=%H{FIELD}%ct{FIELD}%B{RECORD}", "refs/heads/main"]
     if limit > 0:
         args.insert(1, f"-n{limit}")
     if task_id:
-        args += ["--", task_path(check_id(task_id))]
+        args += ["--", task_path(task_id)]
     out = store.git.out(*args)
     result = []
     for record in out.split(RECORD):
@@ -41,7 +44,17 @@ def entries(store: Store, limit: int = 20, task_id: str = "") -> list[Entry]:
             continue
         commit, stamp, body = record.split(FIELD, 2)
         result.append(_entry(commit, int(stamp), body))
-    return result
+    return _known(task_id, result)
+
+
+def _known(task_id: str, found: list[Entry]) -> list[Entry]:
+    """`found`, unless it is empty because the task never existed (every task has a commit)."""
+    if task_id and not found:
+        raise NotFound(
+            f"task {task_id} does not exist",
+            hint="run `fleet bd list --all` to see the tasks in this store",
+        )
+    return found
 
 
 def _entry(commit: str, stamp: int, body: str) -> Entry:

@@ -64,10 +64,11 @@ TYPE_ALIASES = {
     "ms": "milestone",
 }
 
-ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(?:-[a-z0-9_]+)*-[0-9a-z]{1,16}(?:\.[0-9]{1,4}){0,4}$")
-EXTERNAL_PATTERN = re.compile(r"^external:[A-Za-z0-9_.-]{1,64}:[A-Za-z0-9_.-]{1,64}$")
-PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
-DEP_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,49}$")
+# `\Z`, not `$`: `$` also matches before a final newline, and ids end up in paths.
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(?:-[a-z0-9_]+)*-[0-9a-z]{1,16}(?:\.[0-9]{1,4}){0,4}\Z")
+EXTERNAL_PATTERN = re.compile(r"^external:[A-Za-z0-9_.-]{1,64}:[A-Za-z0-9_.-]{1,64}\Z")
+PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,15}\Z")
+DEP_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,49}\Z")
 BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 # Fields fleet adds to a beads issue. In beads JSONL they travel inside `metadata.fleet`.

@@ -161,7 +161,9 @@ class OsProcesses:
         _check_startable(argv, cwd, env, rc_path)
         for stale in (rc_path, rc_path.with_name(rc_path.name + ".tmp")):
             stale.unlink(missing_ok=True)
-        token = new_token()
+        # The caller may choose the token (FLEET_RUN_TOKEN in env) and record it first: then an
+        # agent started just before the caller died can still be found.
+        token = env.get(TOKEN_ENV) or new_token()
         # PWD: the shell would replace an inherited PWD naming another directory anyway.
         with open(stdout, "ab") as out, open(stderr, "ab") as err:
             child = subprocess.Popen(
@@ -190,6 +192,9 @@ class OsProcesses:
 
     def terminate(self, handle: Handle, grace: float) -> None:
         tree = collect_tree(handle)
+        if not tree:  # nothing carries the token, so nothing can fork one: no sweep needed
+            self._reap(handle)
+            return
         _signal_all(tree, _our_group(handle, tree), signal.SIGTERM)
         survivors = wait_gone(tree, grace)
         if survivors:

@@ -87,6 +87,12 @@ def resolve_cwd(cwd: str) -> str:
     return str(path.resolve())
 
 
+def check_limits(max_seconds: float | None, max_cost: float | None) -> None:
+    for name, value in (("max-seconds", max_seconds), ("max-cost", max_cost)):
+        if value is not None and value <= 0:
+            raise BadInput(f"--{name} must be positive", hint=f"for example --{name} 600")
+
+
 def _prefix(snap: Snapshot) -> str:
     prefix = snap.store.cache.config().get("id_prefix", DEFAULT_PREFIX)
     return str(prefix) if isinstance(prefix, str) and PREFIX_PATTERN.match(prefix) else "fl"
@@ -103,9 +109,7 @@ def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
         raise BadInput(
             "a shell task needs a command", hint="add --command 'make test' (run with /bin/sh -c)"
         )
-    for name, value in (("max-seconds", new.max_seconds), ("max-cost", new.max_cost)):
-        if value is not None and value <= 0:
-            raise BadInput(f"--{name} must be positive", hint=f"for example --{name} 600")
+    check_limits(new.max_seconds, new.max_cost)
     cwd = resolve_cwd(new.cwd)
     wanted = [parse_dep(d) for d in new.deps if d.strip()]
     if new.parent:
@@ -194,6 +198,7 @@ def update(
         raise BadInput(f"cannot update {', '.join(sorted(unknown))}", hint=", ".join(UPDATABLE))
     if "priority" in fields:
         check_priority(int(fields["priority"]))
+    check_limits(fields.get("max_seconds"), fields.get("max_cost"))
     if "status" in fields and fields["status"] not in FLEET_STATUSES:
         raise BadInput(
             f"status {fields['status']!r} is not valid",

@@ -28,6 +28,7 @@ from supervisor.store import Store
 IDLE_POLL = 0.02  # how often an idle loop looks at the ref (a stat and a read)
 BUSY_TICK = 0.2  # how often a loop with agents running reads their output
 STOP_GRACE = 600.0  # how long a graceful stop lets agents finish
+STOP_SLACK = 10.0  # beyond grace_seconds, how long a process tree's stop may take
 
 
 class AlreadyRunning(FleetError):
@@ -129,6 +130,12 @@ class Loop:
 
     def run(self, until_idle: bool = False, once: bool = False) -> TickReport:
         self.store.sweep()
+        try:
+            return self._run(until_idle, once)
+        finally:  # stops under way must finish: a half-stopped tree would outlive us
+            self.supervisor.wait_stops(self.supervisor.config.grace_seconds + STOP_SLACK)
+
+    def _run(self, until_idle: bool, once: bool) -> TickReport:
         report = TickReport()
         while True:
             self._apply_stop()
@@ -139,22 +146,29 @@ class Loop:
                 return report
             if self.supervisor.stopping and not self.supervisor.running:
                 return report
-            if until_idle and not report.running and not report.waiting:
+            if until_idle and not report.running and self._nothing_to_claim(report):
                 return report
             self._wait(report)
+
+    def _nothing_to_claim(self, report: TickReport) -> bool:
+        return not report.waiting or self.supervisor.config.paused  # paused: none would start
 
     def _apply_stop(self) -> None:
         sup = self.supervisor
         if self.stop_requested and not sup.stopping:
             sup.stopping = "graceful"
             self.stop_deadline = time.time() + STOP_GRACE
+            _say(f"stop requested: claiming nothing new; {len(sup.running)} agent(s) may finish")
         if sup.stopping == "graceful" and (
             self.stop_requested >= 2 or time.time() > self.stop_deadline
         ):
+            _say(f"stopping {len(sup.running)} agent(s) now")
             sup.stop_all()
 
     def _wait(self, report: TickReport) -> None:
         """Sleep until the ref moves, an agent may have news, or a backoff ends."""
+        if report.ended:
+            return  # what waited for the ended attempts may be ready now
         now = time.time()
         limit = BUSY_TICK if report.running else 1.0
         wake = self.supervisor.next_wake(now) if report.waiting and not report.running else None
@@ -162,11 +176,18 @@ class Loop:
             limit = min(limit, max(0.0, wake - now) + 0.01)
         head = self.store.head()
         end = now + limit
-        while time.time() < end and not self.stop_requested and not self.child_exited:
+        asked = self.stop_requested  # wake for a new request, not for one already acted on
+        while time.time() < end and self.stop_requested == asked and not self.child_exited:
             time.sleep(IDLE_POLL)
             if self.store.head() != head:
                 break
         self.child_exited = False
+
+
+def _say(message: str) -> None:
+    """A line for the supervisor's log (the terminal, in the foreground)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
+    print(f"{stamp} supervisor: {message}", file=sys.stderr, flush=True)
 
 
 def spawn_daemon(store: Store) -> int:

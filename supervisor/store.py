@@ -8,25 +8,31 @@ is re-read and re-applied on the new state.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
 import socket
 import stat
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from supervisor.cache import Cache
-from supervisor.errors import Conflict, GitError, NotFound, StoreError
+from supervisor.errors import BadInput, Conflict, GitError, NotFound, StoreError
 from supervisor.git import Git
 from supervisor.model import Task, check_id
 
 T = TypeVar("T")
 CAS_TRIES = 200
-STALE_LOCK_SECONDS = 30.0
+STALE_LOCK_SECONDS = 30.0  # leftovers of a writer this old are garbage
+REF_LOCK_PATIENCE = 2.0  # git holds the ref lock for microseconds; a lock this old is suspect
+WRITER_TURN_SECONDS = 10.0  # wait this long for the writers' turn, then rely on the CAS alone
+_turns = threading.local()  # the homes whose turn this thread holds
 
 
 def default_home() -> Path:
@@ -62,7 +68,16 @@ class Change:
     details: str = ""  # commit body between the summary and the trailers
 
     def put(self, task: Task) -> None:
-        self.files[task_path(task.id)] = dump_task(task)
+        """Write `task`, which must read back (a file that does not would break every read)."""
+        data = dump_task(task)
+        try:
+            Task.from_dict(json.loads(data))
+        except ValueError as exc:
+            raise BadInput(
+                f"task {task.id} would not be valid: {exc}",
+                hint=f"see what it holds with `fleet bd show {task.id}`",
+            ) from None
+        self.files[task_path(task.id)] = data
         if task.id not in self.tasks:
             self.tasks.append(task.id)
 
@@ -133,8 +148,15 @@ class Store:
         """Create the home if needed (idempotent); refuse an unsafe one. True if created."""
         created = False
         if not (self.git_dir / "HEAD").exists():
-            self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the fleet home {self.home}: {exc.strerror}",
+                    hint="point `fleet --home DIR` (or FLEET_HOME) at a directory you can create",
+                ) from None
             self._check_home()
+            self.home.chmod(0o700)  # a directory made beforehand becomes private too
             tmp = self.home / f".git.init-{os.getpid()}"
             Git(tmp).run("init", "--bare", "--quiet", "--initial-branch=main", str(tmp))
             for key, value in (("core.fsync", "all"), ("gc.auto", "0"), ("core.bare", "true")):
@@ -191,14 +213,15 @@ class Store:
         """
         who = actor or user_actor()
         for attempt in range(CAS_TRIES):
-            snap = self.snapshot()
-            change, value = build(snap)
-            if change is None or not change.files:
-                return value
-            commit = self._publish(snap.commit, change, who)
-            if commit is not None:
-                self.cache.advance(snap.commit, commit, change.files)
-                return value
+            with writers_turn(self.home):
+                snap = self.snapshot()
+                change, value = build(snap)
+                if change is None or not change.files:
+                    return value
+                commit = self._publish(snap.commit, change, who)
+                if commit is not None:
+                    self.cache.advance(snap.commit, commit, change.files)
+                    return value
             self._after_lost_race(attempt)
         raise Conflict(
             f"gave up after {CAS_TRIES} tries: other writers kept moving the store",
@@ -216,32 +239,117 @@ class Store:
         return commit if self.git.cas_ref(commit, parent) else None
 
     def _after_lost_race(self, attempt: int) -> None:
-        lock = self.git_dir / "refs" / "heads" / "main.lock"
-        try:
-            age = time.time() - lock.stat().st_mtime
-        except FileNotFoundError:
-            age = 0.0
-        if age > STALE_LOCK_SECONDS:  # git holds a ref lock for microseconds: its owner is dead
-            lock.unlink(missing_ok=True)
+        self.clear_dead_ref_lock()
         time.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))
 
+    def clear_dead_ref_lock(self, patience: float = REF_LOCK_PATIENCE) -> bool:
+        """Remove `refs/heads/main.lock` if the git that took it is dead; True if removed.
+
+        git takes the lock and renames it over the ref within microseconds. A lock older than
+        `patience` for which no git process on this store started before it was made can only
+        have been left by a git that was killed. Sweepers take turns (a flock), so none of them
+        removes a lock that a live git took after another sweeper removed the dead one.
+        """
+        lock = self.git_dir / "refs" / "heads" / "main.lock"
+        try:
+            seen = lock.stat()
+        except FileNotFoundError:
+            return False
+        if time.time() - seen.st_mtime < patience:
+            return False
+        with _locked(self.home / "tmp" / "ref-lock.sweep", WRITER_TURN_SECONDS) as got:
+            try:
+                now = lock.stat()
+            except FileNotFoundError:
+                return False
+            same = (now.st_ino, now.st_mtime_ns) == (seen.st_ino, seen.st_mtime_ns)
+            if not got or not same or self._git_started_before(seen.st_mtime):
+                return False
+            lock.unlink()
+        return True
+
+    def _git_started_before(self, when: float) -> bool:
+        """Whether a git process working on this store started before `when`."""
+        import psutil
+
+        home = str(self.home)
+        for proc in psutil.process_iter(["name", "cmdline", "cwd", "create_time"]):
+            info = proc.info
+            if info["name"] != "git" or (info["create_time"] or 0.0) > when + 0.05:
+                continue
+            if any(home in arg for arg in info["cmdline"] or ()):
+                return True
+            if (info["cwd"] or "").startswith(home):
+                return True
+        return False
+
     def sweep(self) -> list[str]:
-        """Remove leftovers of writers that died: private indexes, stale git locks."""
-        removed = []
+        """Remove leftovers of writers that died: private indexes, dead git locks, temp objects."""
+        ref_lock = self.git_dir / "refs" / "heads" / "main.lock"
+        removed = [str(ref_lock)] if self.clear_dead_ref_lock() else []
         now = time.time()
-        for path in (self.home / "tmp").glob("index-*"):
-            if now - path.stat().st_mtime > STALE_LOCK_SECONDS:
+        leftovers = [
+            *(self.home / "tmp").glob("index-*"),
+            *(p for p in self.git_dir.rglob("*.lock") if p != ref_lock),
+            *self.git_dir.glob("objects/*/tmp_obj_*"),
+        ]
+        for path in leftovers:
+            try:
+                stale = now - path.stat().st_mtime > STALE_LOCK_SECONDS
+            except FileNotFoundError:
+                continue
+            if stale:
                 path.unlink(missing_ok=True)
                 removed.append(str(path))
-        for lock in self.git_dir.rglob("*.lock"):
-            if now - lock.stat().st_mtime > STALE_LOCK_SECONDS:
-                lock.unlink(missing_ok=True)
-                removed.append(str(lock))
-        for obj in self.git_dir.glob("objects/*/tmp_obj_*"):
-            if now - obj.stat().st_mtime > STALE_LOCK_SECONDS:
-                obj.unlink(missing_ok=True)
-                removed.append(str(obj))
         return removed
+
+
+@contextmanager
+def writers_turn(home: Path) -> Iterator[None]:
+    """Writers of one home take turns from snapshot to publish, so that under contention they
+    wait instead of spending CPU on commits that would lose the compare-and-swap.
+
+    The CAS alone keeps the store correct: a writer that waits longer than WRITER_TURN_SECONDS
+    goes ahead without its turn, writers on other hosts never take it, and a `kill -9` releases
+    it. A write made while building another one in the same thread does not wait.
+    """
+    held: set[Path] = _turns.__dict__.setdefault("homes", set())
+    if home in held:
+        yield
+        return
+    with _locked(home / "tmp" / "writers.lock", WRITER_TURN_SECONDS) as got:
+        if got:
+            held.add(home)
+        try:
+            yield
+        finally:
+            held.discard(home)
+
+
+@contextmanager
+def _locked(path: Path, patience: float) -> Iterator[bool]:
+    """An exclusive flock on `path`, waited for up to `patience` s; yields whether it was got.
+
+    `fcntl.flock` rather than filelock: importing filelock costs half of `bd create`'s budget.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + patience
+        delay = 0.0005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                got = True
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    got = False
+                    break
+                time.sleep(delay)
+                delay = min(delay * 2, 0.01)
+        yield got
+    finally:
+        os.close(fd)  # releases the flock
 
 
 def _rmtree(path: Path) -> None:

@@ -43,10 +43,7 @@ def row(store: Store, task: Task, now: float) -> dict[str, Any]:
     last = task.attempts[-1] if task.attempts else {}
     usage = (run or last).get("usage") or {}
     started = run.get("started_at") or last.get("started_at")
-    if run and started:
-        elapsed = now - parse_time(started)
-    else:
-        elapsed = float(last.get("seconds") or 0)
+    elapsed = now - parse_time(started) if run and started else float(last.get("seconds") or 0)
     idle = None
     if run:
         seen = run.get("last_output_at") or started

@@ -51,4 +51,6 @@ def prepare(cwd: Path, task_id: str, worktrees: Path) -> Path:
             if run_in(root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}").returncode:
                 raise WorktreeError(f"{root} has no commit yet to branch a worktree from")
             _git(root, "worktree", "add", "--quiet", "-b", branch, str(place), "HEAD")
-    return place / cwd.resolve().relative_to(root.resolve())
+    inside = place / cwd.resolve().relative_to(root.resolve())
+    inside.mkdir(parents=True, exist_ok=True)  # git keeps no empty or untracked directory
+    return inside
