@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coders.base import Coder, Event, EventKind, Parser, Usage
+from coders.base import Coder, Event, EventKind, Parser, RateLimit, RunSpec, Usage
 from supervisor.model import iso
 from supervisor.process import Handle
 
@@ -81,7 +81,9 @@ class Attempt:
     events: int = 0
     stop: str = ""  # why the supervisor is stopping it ("" while it runs on)
     checkpoint_at: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    spec: RunSpec | None = None  # what it was started with (None for an adopted attempt)
+    limit: RateLimit | None = None  # the newest utilization the agent reported for its account
+    warned: set[str] = field(default_factory=set)  # budgets already warned about
 
     @property
     def usage(self) -> Usage:
@@ -118,6 +120,9 @@ class Attempt:
             line = raw[:MAX_LINE].decode(errors="replace").rstrip("\r")
             for event in self.parser.feed(line):
                 self.events += 1
+                if event.kind == EventKind.RATE_LIMIT and event.limit is not None:
+                    if event.limit.utilization is not None:
+                        self.limit = event.limit
                 text = render(event)
                 if text:
                     rendered.append(text)

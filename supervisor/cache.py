@@ -18,14 +18,14 @@ from supervisor.git import Git
 from supervisor.graph import Node
 from supervisor.model import BLOCKING_TYPES, NOT_WORK_TYPES, PARENT_TYPE, Task, parse_time
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks(
     id TEXT PRIMARY KEY, status TEXT NOT NULL, priority INTEGER NOT NULL,
     created_ts REAL NOT NULL, issue_type TEXT NOT NULL, defer_until TEXT NOT NULL,
     not_before TEXT NOT NULL, hidden INTEGER NOT NULL, coder TEXT NOT NULL,
-    defer_ts REAL NOT NULL, not_before_ts REAL NOT NULL,
+    defer_ts REAL NOT NULL, not_before_ts REAL NOT NULL, updated_ts REAL NOT NULL,
     labels TEXT NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deps(issue_id TEXT NOT NULL, depends_on_id TEXT NOT NULL,
     type TEXT NOT NULL);
@@ -207,13 +207,14 @@ class Cache:
                     task.coder,
                     parse_time(task.defer_until) if task.defer_until else 0.0,
                     parse_time(task.not_before) if task.not_before else 0.0,
+                    parse_time(task.updated_at) if task.updated_at else 0.0,
                     "\n".join(task.labels),
                     json.dumps(task.to_dict(), ensure_ascii=False),
                 )
             )
             deps.extend((task.id, d.depends_on_id, d.type) for d in task.dependencies)
         self._delete(ids)
-        self.db.executemany("INSERT INTO tasks VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        self.db.executemany("INSERT INTO tasks VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         self.db.executemany("INSERT INTO deps VALUES(?,?,?)", deps)
 
     # -- reads --------------------------------------------------------------------------------
@@ -246,6 +247,11 @@ class Cache:
             for task_id, body in self.db.execute(sql, chunk):
                 found[task_id] = json.loads(body)
         return [found[i] for i in wanted if i in found]
+
+    def updated_since(self, ts: float) -> list[dict[str, Any]]:
+        """The JSON of every task changed at or after `ts` (epoch seconds)."""
+        sql = "SELECT body FROM tasks WHERE updated_ts >= ?"
+        return [json.loads(body) for (body,) in self.db.execute(sql, (ts,))]
 
     def count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM tasks").fetchone()[0])

@@ -32,6 +32,8 @@ COMMANDS = {
     "resume": "supervisor.cli_run:resume",
     "demo": "supervisor.cli_run:demo",
     "coders": "supervisor.cli_coders:coders",
+    "accounts": "supervisor.cli_accounts:accounts",
+    "usage": "supervisor.cli_accounts:usage",
 }
 
 

@@ -177,6 +177,7 @@ def _tasks_table(rows: list[dict[str, Any]]) -> str:
                 f"${r['cost_usd']:.2f}" if r["cost_usd"] else "",
                 _cut(r["title"], 40),
                 r["cwd"],
+                _cut(r["why"], 70) if r["status"] != "in_progress" else "",
             ]
         )
     return table(
@@ -194,6 +195,7 @@ def _tasks_table(rows: list[dict[str, Any]]) -> str:
             "COST",
             "TITLE",
             "CWD",
+            "WHY",
         ],
     )
 

@@ -12,6 +12,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
+from supervisor.accounts import Account
 from supervisor.errors import BadInput
 from supervisor.store import Change, Snapshot, Store
 
@@ -30,6 +31,30 @@ class CoderSettings(BaseModel):
     max_concurrent: int | None = Field(None, ge=1, description="agents of this coder at once")
     model: str = Field("", description="model for this coder's tasks that name none")
     permission_mode: str = Field("", description="the CLI's permission/sandbox mode")
+    max_seconds: float | None = Field(None, gt=0, description="budget of each of its tasks")
+    max_tokens: int | None = Field(None, gt=0, description="token budget of each of its tasks")
+    max_cost: float | None = Field(None, gt=0, description="USD budget of each of its tasks")
+
+
+class RoleSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    handbook: str = Field("", description="appended to the agent's system prompt")
+    coder: str = Field("", description="coder for its tasks that name none")
+    model: str = Field("", description="model for its tasks that name none")
+    account: str = Field("", description="account for its tasks that name none")
+    max_seconds: float | None = Field(None, gt=0, description="budget of each of its tasks")
+    max_tokens: int | None = Field(None, gt=0, description="token budget of each of its tasks")
+    max_cost: float | None = Field(None, gt=0, description="USD budget of each of its tasks")
+
+
+class Price(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: float = Field(0.0, ge=0, description="USD per million input tokens")
+    output: float = Field(0.0, ge=0, description="USD per million output tokens")
+    cache_read: float = Field(0.0, ge=0, description="USD per million cache-read tokens")
+    cache_write: float = Field(0.0, ge=0, description="USD per million cache-write tokens")
 
 
 class Config(BaseModel):
@@ -50,6 +75,24 @@ class Config(BaseModel):
     backoff_max_seconds: float = Field(600, ge=0, description="the longest retry delay")
     checkpoint_seconds: float = Field(30, gt=0, description="commit a running log this often")
     paused: bool = Field(False, description="claim nothing new (`fleet pause` / `fleet resume`)")
+    accounts: dict[str, Account] = Field(default_factory=dict, description="credentials")
+    roles: dict[str, RoleSettings] = Field(default_factory=dict, description="job descriptions")
+    prices: dict[str, Price] = Field(default_factory=dict, description="by model-name prefix")
+    limit_threshold: float = Field(
+        0.9, gt=0, le=1, description="utilization above which an account gets no new work"
+    )
+    budget_warning: float = Field(0.8, gt=0, le=1, description="fraction of a budget that warns")
+    daily_max_cost: float | None = Field(None, gt=0, description="USD per UTC day, whole fleet")
+    daily_max_tokens: int | None = Field(None, gt=0, description="tokens per UTC day, whole fleet")
+
+
+# Tables of named entries, and the model of each entry.
+TABLES: dict[str, type[BaseModel]] = {
+    "coders": CoderSettings,
+    "accounts": Account,
+    "roles": RoleSettings,
+    "prices": Price,
+}
 
 
 def load(text: str) -> Config:
@@ -69,12 +112,11 @@ def current(store: Store) -> Config:
 
 def keys() -> list[str]:
     out = []
-    for name, info in Config.model_fields.items():
-        if name == "coders":
-            out += [f"coders.<name>.{k}" for k in CoderSettings.model_fields]
+    for name in Config.model_fields:
+        if name in TABLES:
+            out += [f"{name}.<name>.{k}" for k in TABLES[name].model_fields]
         else:
             out.append(name)
-        del info
     return out
 
 
@@ -85,6 +127,10 @@ def get(config: Config, key: str) -> Any:
         _check_coders(Config(coders={path[1]: CoderSettings()}))
         settings = config.coders.get(path[1], CoderSettings())
         return settings.model_dump()[path[2]]
+    if path[0] in TABLES and len(path) >= 2 and path[1] not in getattr(config, path[0]):
+        raise BadInput(
+            f"no {path[0]} entry named {path[1]!r}", hint="see them with `fleet config show`"
+        )
     data: Any = config.model_dump()
     for part in path:
         if not isinstance(data, dict) or part not in data:
@@ -138,8 +184,12 @@ def set_values(store: Store, pairs: list[str], actor: str | None = None) -> Conf
 
 def _check_key(path: list[str]) -> None:
     top = Config.model_fields
-    ok = (len(path) == 1 and path[0] in top and path[0] != "coders") or (
-        len(path) == 3 and path[0] == "coders" and path[2] in CoderSettings.model_fields
+    table = TABLES.get(path[0])
+    ok = (len(path) == 1 and path[0] in top and table is None) or (
+        table is not None
+        and len(path) >= 3
+        and path[2] in table.model_fields
+        and (len(path) == 3 or (len(path) == 4 and path[2] == "env"))
     )
     if not ok:
         raise BadInput(
@@ -151,7 +201,8 @@ def _check_coders(config: Config) -> None:
     import coders
 
     known = coders.names()
-    for name in [config.coder, *config.coders]:
+    named = [a.coder for a in config.accounts.values()] + [r.coder for r in config.roles.values()]
+    for name in [config.coder, *config.coders, *[n for n in named if n]]:
         if name not in known:
             raise BadInput(f"unknown coder {name!r}", hint=f"known coders: {', '.join(known)}")
 
@@ -170,8 +221,9 @@ def _choices(exc: ValidationError) -> str:
     loc = [str(p) for p in err["loc"]]
     if err["type"] == "literal_error":
         return f"valid values: {err['ctx']['expected']}"
-    fields = CoderSettings.model_fields if loc[0] == "coders" else Config.model_fields
-    info = fields.get(loc[-1] if loc[0] == "coders" else loc[0])
+    table = TABLES.get(loc[0])
+    fields = table.model_fields if table is not None else Config.model_fields
+    info = fields.get(loc[2] if table is not None and len(loc) > 2 else loc[0])
     if info is None:
         return f"valid keys: {', '.join(keys())}"
     return f"{'.'.join(loc)} takes {_describe(info)}"
@@ -194,3 +246,45 @@ def _describe(info: FieldInfo) -> str:
 def show(config: Config) -> str:
     data = config.model_dump(exclude_none=True)
     return tomli_w.dumps(data)
+
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+def edit_entry(
+    store: Store,
+    table: str,
+    name: str,
+    entry: dict[str, Any] | None,
+    summary: str,
+    must_exist: bool = False,
+    actor: str | None = None,
+) -> Config:
+    """Replace (or with None, remove) entry `name` of a table such as `accounts`, in one commit."""
+    import re
+
+    if not re.match(NAME_PATTERN, name):
+        raise BadInput(f"{name!r} is not a valid name", hint="letters, digits, '.', '_' and '-'")
+
+    def build(snap: Snapshot) -> tuple[Change | None, Config]:
+        text = (snap.read(CONFIG_PATH) or b"").decode()
+        data = tomllib.loads(text) if text.strip() else {}
+        entries = data.setdefault(table, {})
+        if must_exist and name not in entries:
+            known = ", ".join(sorted(entries)) or "none"
+            raise BadInput(f"no {table[:-1]} named {name!r}", hint=f"configured: {known}")
+        if entry is None:
+            entries.pop(name, None)
+        else:
+            entries[name] = entry
+        try:
+            config = Config.model_validate(data)
+        except ValidationError as exc:
+            raise BadInput(f"invalid {table[:-1]}: {_explain(exc)}", hint=_choices(exc)) from None
+        _check_coders(config)
+        new_text = tomli_w.dumps(data)
+        if new_text == text:
+            return None, config
+        return Change(summary, "config_changed", files={CONFIG_PATH: new_text.encode()}), config
+
+    return store.mutate(build, actor)

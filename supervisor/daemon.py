@@ -1,9 +1,9 @@
 """The supervisor loop: `tick(now)` reconciles, dispatches, then commits.
 
-Reconcile: read the agents' new output, reap the ones that ended and classify them, stop the ones
-over a limit or asked to stop, adopt the agents of a supervisor that died. Dispatch: claim ready
-tasks, by priority then age, up to the global and per-coder caps. Commit: one compare-and-swap
-commit for all of it; only then are the claimed agents started (and a second commit records them).
+Reconcile: adopt the agents of a supervisor that died, read the agents' new output, reap the ones
+that ended and classify them, stop the ones over a limit or asked to stop. Dispatch: claim ready
+tasks (see `dispatch`). Commit: one compare-and-swap commit for all of it; only then are the
+claimed agents started (`launch`), and a second commit records them.
 """
 
 from __future__ import annotations
@@ -16,43 +16,24 @@ import shutil
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import coders
-from coders.base import Outcome, RunSpec
+from coders.base import Outcome
+from supervisor import accounts, budgets
 from supervisor import config as config_mod
-from supervisor import knowledge, worktree
 from supervisor.attempt import Attempt, live_files, run_dir
 from supervisor.config import Config
+from supervisor.dispatch import Fleet, Pick, choose, claim_op
 from supervisor.errors import FleetError
-from supervisor.graph import ready
+from supervisor.launch import LaunchError, launch
 from supervisor.model import Task, iso, parse_time
+from supervisor.ops import Op, TickReport, commit
 from supervisor.outcome import Ending, apply, read_result
-from supervisor.process import TOKEN_ENV, Handle, Processes, SpawnError, new_token, read_rc
-from supervisor.store import Change, Snapshot, Store, task_path
+from supervisor.process import Handle, Processes, read_rc
+from supervisor.store import Snapshot, Store
 
-Apply = Callable[[Task], bool]  # change a fresh copy of the task; False: leave it alone
-
-
-@dataclass
-class Op:
-    """One change to one task, re-applied to the newest state if the commit has to retry."""
-
-    task_id: str
-    event: str
-    apply: Apply
-    files: dict[str, bytes] = field(default_factory=dict)
-    ended: bool = False  # the attempt is over: its live files go once this is committed
-
-
-@dataclass
-class TickReport:
-    claimed: list[str] = field(default_factory=list)
-    started: list[str] = field(default_factory=list)
-    ended: list[tuple[str, str]] = field(default_factory=list)  # (task id, outcome)
-    running: int = 0
-    waiting: int = 0  # ready now or after a backoff
+__all__ = ["Op", "Supervisor", "TickReport"]
 
 
 class Supervisor:
@@ -76,7 +57,11 @@ class Supervisor:
         self.running: dict[str, Attempt] = {}
         self.stopping = ""  # "", "graceful" (claim nothing new) or "now" (stop the agents too)
         self.config = Config()
+        self.states: dict[str, accounts.State] = {}  # account name -> what we know of it
+        self.waiting: dict[str, str] = {}  # ready task id -> why it was not started
+        self._waiting_written: dict[str, str] | None = None
         self._config_text: str | None = None
+        self._states_commit: str | None = None
         self._stops: dict[str, threading.Thread] = {}
         self._ended: list[Handle] = []  # attempts over whose leftovers are still to be stopped
 
@@ -85,86 +70,116 @@ class Supervisor:
     def tick(self, now: float) -> TickReport:
         report = TickReport()
         snap = self.store.snapshot()
-        self._load_config()
+        self._load(snap)
         ops: list[Op] = []
-        self._adopt(snap, now, ops)
+        self._adopt(now, ops)
         self._reconcile(snap, now, ops, report)
-        claims = [] if self.stopping or self.config.paused else self._choose(snap, now)
-        ops += [self._claim_op(task, now) for task in claims]
-        won = self._commit(ops, now)
+        picks = [] if self.stopping or self.config.paused else self._choose(snap, now)
+        ops += [claim_op(p, self.actor, self.host, self.pid, now) for p in picks]
+        won = commit(self.store, self.actor, ops)
         self._cleanup_ended(ops, won)
-        starts: list[Op] = []
-        for task in claims:
-            if task.id in won:
-                report.claimed.append(task.id)
-                starts.append(self._start(task.id, now, report))
-        self._cleanup_ended(starts, self._commit(starts, now))
+        starts = [self._start(p.task.id, now, report) for p in picks if p.task.id in won]
+        report.claimed = [p.task.id for p in picks if p.task.id in won]
+        self._cleanup_ended(starts, commit(self.store, self.actor, starts))
         self._clear_ended()
+        self._write_waiting()
         report.running = len(self.running)
-        report.waiting = self._waiting(now)
+        report.waiting = len(self.store.cache.ready(now, waiting=True))
         return report
 
-    def _load_config(self) -> None:
+    def _load(self, snap: Snapshot) -> None:
+        """The configuration and the accounts' state, read again when they changed."""
         text = self.store.cache.config_text()
         if text != self._config_text:
             with contextlib.suppress(FleetError):  # a bad one: keep the last good configuration
                 self.config = config_mod.load(text)
             self._config_text = text
-
-    def _waiting(self, now: float) -> int:
-        nodes = self.store.cache.nodes()
-        return len(ready(nodes, now, waiting=True))
+        if snap.commit != self._states_commit and self.config.accounts:
+            names = sorted(self.config.accounts)
+            blobs = self.store.git.cat_batch(
+                [f"{snap.commit}:{accounts.state_path(n)}" for n in names]
+            )
+            self.states = {
+                n: accounts.State.from_bytes(data)
+                for n, (_, data) in zip(names, blobs, strict=True)
+            }
+            self._states_commit = snap.commit
 
     def next_wake(self, now: float) -> float | None:
         """When the earliest backoff ends (None: no task waits for one)."""
-        times = [
-            parse_time(n.not_before)
-            for n in ready(self.store.cache.nodes(), now, waiting=True)
-            if n.not_before
-        ]
-        return min(times) if times else None
+        return self.store.cache.next_wake(now)
 
     # -- reconcile -------------------------------------------------------------------------------
 
     def _reconcile(self, snap: Snapshot, now: float, ops: list[Op], report: TickReport) -> None:
         for task_id, attempt in list(self.running.items()):
             attempt.read_output(now)
-            task = snap.get(task_id)
+            self._note_limit(attempt, now, ops)
             if attempt.handle is None:
                 continue
             code = self.processes.poll(attempt.handle)
             if code is not None:
-                ops.append(self._end(attempt, code, now))
+                ops.append(self._end(attempt, code, now, ops))
                 report.ended.append((task_id, ops[-1].event))
                 continue
-            self._enforce(attempt, task, now)
+            self._enforce(attempt, snap.get(task_id), now, ops)
             if now - attempt.checkpoint_at >= self.config.checkpoint_seconds:
                 ops.append(self._checkpoint(attempt, now))
             self._write_status(attempt)
 
-    def _enforce(self, attempt: Attempt, task: Task | None, now: float) -> None:
+    def _enforce(self, attempt: Attempt, task: Task | None, now: float, ops: list[Op]) -> None:
         if attempt.stop:
             return
         stop_request = (task.run or {}).get("stop") if task else None
-        max_seconds = (task.max_seconds if task else None) or self.config.max_seconds
         idle_since = max(attempt.last_output_at, attempt.started_at)
-        usage = attempt.usage
+        limits = self._limits(attempt, task)
         if stop_request or self.stopping == "now":
             reason = "killed"
-        elif now - attempt.started_at > max_seconds:
-            reason = f"timed_out: ran longer than {max_seconds:g} s"
+        elif not limits.max_seconds and now - attempt.started_at > self.config.max_seconds:
+            reason = f"timed_out: ran longer than {self.config.max_seconds:g} s"
         elif now - idle_since > self.config.stall_seconds:
             reason = f"stalled: no output for {self.config.stall_seconds:g} s"
-        elif task and task.max_tokens and usage.total_tokens > task.max_tokens:
-            reason = (
-                f"over_budget: budget: max_tokens {task.max_tokens} (used {usage.total_tokens})"
-            )
-        elif task and task.max_cost and (usage.cost_usd or 0) > task.max_cost:
-            reason = f"over_budget: budget: max_cost {task.max_cost:g} USD"
         else:
-            return
-        attempt.stop = reason
-        self._stop(attempt)
+            reason = self._budget(attempt, task, limits, now, ops) if task else ""
+        if reason:
+            attempt.stop = reason
+            self._stop(attempt)
+
+    def _limits(self, attempt: Attempt, task: Task | None) -> budgets.Limits:
+        if task is None:
+            return budgets.Limits()
+        role = self.config.roles.get(task.role) if task.role else None
+        return budgets.limits_for(task, role, self.config.coders.get(attempt.coder.name))
+
+    def _budget(
+        self, attempt: Attempt, task: Task, limits: budgets.Limits, now: float, ops: list[Op]
+    ) -> str:
+        """`over_budget: budget: <limit> ...` past a hard limit; a warning op past the soft one.
+
+        A budget covers the task's attempts since its last `fleet retry`, this one included.
+        """
+        seconds, usage, cost = budgets.so_far(task, self.config.prices)
+        usage = budgets.plus(usage, attempt.usage)
+        cost += budgets.cost(attempt.usage, self.config.prices) or 0.0
+        seconds += now - attempt.started_at
+        for name, limit, used in budgets.spent(limits, seconds, usage, cost):
+            if used > limit:
+                return f"over_budget: budget: {name} {limit:g} (used {used:.4g})"
+            if used >= self.config.budget_warning * limit and name not in attempt.warned:
+                attempt.warned.add(name)
+                ops.append(self._warning(attempt, name, used / limit))
+        return ""
+
+    def _warning(self, attempt: Attempt, name: str, used: float) -> Op:
+        text = f"{used:.0%} of its {name} budget used (attempt {attempt.n})"
+
+        def change(task: Task) -> bool:
+            if (task.run or {}).get("attempt") != attempt.n:
+                return False
+            task.run = {**(task.run or {}), "budget_warning": text}
+            return True
+
+        return Op(attempt.task_id, "budget_warning", change)
 
     def _stop(self, attempt: Attempt) -> None:
         handle = attempt.handle
@@ -198,15 +213,68 @@ class Supervisor:
         else:
             clear()
 
-    def _end(self, attempt: Attempt, code: int, now: float) -> Op:
+    # -- accounts --------------------------------------------------------------------------------
+
+    def _note_limit(self, attempt: Attempt, now: float, ops: list[Op]) -> None:
+        """An early warning crossing `limit_threshold` (or falling back) is recorded at once."""
+        limit, name = attempt.limit, attempt.account
+        if limit is None or limit.utilization is None or name not in self.config.accounts:
+            return
+        attempt.limit = None
+        state = self.states.get(name) or accounts.State()
+        threshold = self.config.limit_threshold
+        was = accounts.near_limit(state, threshold, now)
+        new = accounts.note_utilization(state, limit.utilization, limit.resets_at, now)
+        if accounts.near_limit(new, threshold, now) != was or not state.utilization_at:
+            ops.append(self._account_op(name, new, "account_warning"))
+
+    def _account_op(self, name: str, state: accounts.State, event: str) -> Op:
+        self.states[name] = state
+        return Op("", f"{event} {name}", files={accounts.state_path(name): state.to_bytes()})
+
+    def _account_after(self, attempt: Attempt, ending: Ending, now: float, ops: list[Op]) -> None:
+        name = attempt.account
+        if name not in self.config.accounts:
+            return
+        state = self.states.get(name) or accounts.State()
+        if ending.outcome == Outcome.RATE_LIMITED:
+            why = ending.reason or "rate limited"
+            ops.append(
+                self._account_op(
+                    name,
+                    accounts.mark_limited(state, now, ending.resets_at, why),
+                    "account_limited",
+                )
+            )
+        elif ending.outcome == Outcome.SUCCESS and state.limits_in_a_row:
+            ops.append(self._account_op(name, accounts.mark_ok(state), "account_ok"))
+
+    def _other_account(self, attempt: Attempt, task: Task) -> bool:
+        """Another account could take this task now that its account hit a limit."""
+        if task.account:
+            return False
+        return any(
+            n != attempt.account and a.coder == attempt.coder.name and not a.disabled
+            for n, a in self.config.accounts.items()
+        )
+
+    # -- ending ----------------------------------------------------------------------------------
+
+    def _end(self, attempt: Attempt, code: int, now: float, ops: list[Op]) -> Op:
         """The attempt's process is gone: classify it and record it."""
         attempt.flush(now)
+        if attempt.spec is not None:
+            for event in attempt.coder.side_events(attempt.spec, attempt.parser.session_id):
+                if event.limit is not None and event.limit.utilization is not None:
+                    attempt.limit = event.limit
+            self._note_limit(attempt, now, ops)
         self.running.pop(attempt.task_id, None)
         if attempt.handle is not None:
             self._stops.pop(attempt.handle.token, None)
             self._ended.append(attempt.handle)
         ending = self._classify(attempt, code)
         record = self._record(attempt, ending, code, now)
+        self._account_after(attempt, ending, now, ops)
         files = _artifacts(attempt, record)
         config = self.config
 
@@ -224,6 +292,9 @@ class Supervisor:
                 config.backoff_max_seconds,
                 self.rng,
             )
+            if ending.outcome == Outcome.RATE_LIMITED and self._other_account(attempt, task):
+                task.not_before = ""
+                task.status_reason = f"rate_limited on account {attempt.account}: {ending.reason}; moves to another account"
             return True
 
         return Op(attempt.task_id, ending.outcome.value, change, files, ended=True)
@@ -233,15 +304,7 @@ class Supervisor:
         if attempt.stop:
             kind, _, reason = attempt.stop.partition(": ")
             if kind == "killed":
-                task = self.store.cache.get(attempt.task_id)
-                stop = (task.run or {}).get("stop") if task else None
-                block = str(stop.get("block") or "") if isinstance(stop, dict) else ""
-                why = (
-                    f"killed by {stop.get('by', '?')}"
-                    if isinstance(stop, dict)
-                    else "stopped with the supervisor"
-                )
-                return Ending(Outcome.KILLED, why, block_reason=block)
+                return self._killed(attempt)
             outcome = Outcome(kind)
             return Ending(
                 outcome, reason, block_reason=reason if outcome == Outcome.OVER_BUDGET else ""
@@ -249,17 +312,27 @@ class Supervisor:
         result, problem = read_result(attempt.files.result)
         if verdict.outcome != Outcome.SUCCESS:
             return Ending(verdict.outcome, verdict.reason, result, verdict.resets_at)
-        if result is None and attempt.coder.needs_result:
-            return Ending(Outcome.FAILURE, problem)
-        if result is None and attempt.files.result.exists():
+        if result is None and (attempt.coder.needs_result or attempt.files.result.exists()):
             return Ending(Outcome.FAILURE, problem)
         if result is not None and result.status == "partial":
             return Ending(Outcome.SUCCESS, f"the agent did part of it: {result.summary}", result)
         return Ending(Outcome.SUCCESS, "", result)
 
+    def _killed(self, attempt: Attempt) -> Ending:
+        task = self.store.cache.get(attempt.task_id)
+        stop = (task.run or {}).get("stop") if task else None
+        if not isinstance(stop, dict):
+            return Ending(Outcome.KILLED, "stopped with the supervisor")
+        return Ending(
+            Outcome.KILLED,
+            f"killed by {stop.get('by', '?')}",
+            block_reason=str(stop.get("block") or ""),
+        )
+
     def _record(self, attempt: Attempt, ending: Ending, code: int, now: float) -> dict[str, object]:
         usage = attempt.usage
         result = ending.result
+        priced = budgets.cost(usage, self.config.prices)
         return {
             "n": attempt.n,
             "outcome": ending.outcome.value,
@@ -274,7 +347,12 @@ class Supervisor:
             "actor": self.actor,
             "workdir": attempt.workdir,
             "session_id": attempt.parser.session_id,
-            "usage": usage.to_dict(),
+            "usage": {**usage.to_dict(), "cost_usd": priced},
+            "cost_source": "cli"
+            if usage.cost_usd is not None
+            else "prices"
+            if priced is not None
+            else "",
             "result_status": result.status if result else "",
             "summary": result.summary if result else "",
             "open_questions": result.open_questions if result else [],
@@ -284,9 +362,10 @@ class Supervisor:
 
     def _checkpoint(self, attempt: Attempt, now: float) -> Op:
         attempt.checkpoint_at = now
+        base = run_dir(attempt.task_id, attempt.n)
         files = {
-            f"{run_dir(attempt.task_id, attempt.n)}/output.log": _read(attempt.files.stdout),
-            f"{run_dir(attempt.task_id, attempt.n)}/log.txt": _read(attempt.files.log),
+            f"{base}/output.log": _read(attempt.files.stdout),
+            f"{base}/log.txt": _read(attempt.files.log),
         }
         live = attempt.summary()
 
@@ -299,14 +378,18 @@ class Supervisor:
         return Op(attempt.task_id, "checkpoint", change, files)
 
     def _write_status(self, attempt: Attempt) -> None:
-        status = attempt.files.root / "status.json"
-        tmp = status.with_suffix(".tmp")
-        tmp.write_text(json.dumps(attempt.summary()))
-        tmp.replace(status)
+        summary = attempt.summary()
+        summary["usage"]["cost_usd"] = budgets.cost(attempt.usage, self.config.prices)
+        _write_json(attempt.files.root / "status.json", summary)
+
+    def _write_waiting(self) -> None:
+        if self.waiting != self._waiting_written:
+            _write_json(self.store.home / "live" / "waiting.json", self.waiting)
+            self._waiting_written = dict(self.waiting)
 
     # -- adoption --------------------------------------------------------------------------------
 
-    def _adopt(self, snap: Snapshot, now: float, ops: list[Op]) -> None:
+    def _adopt(self, now: float, ops: list[Op]) -> None:
         """Take over the attempts of a dead supervisor of this host and this home."""
         for body in self.store.cache.select(["in_progress"]):
             task = Task.from_dict(body)
@@ -323,21 +406,21 @@ class Supervisor:
             except KeyError:
                 coder = coders.get("shell")
             attempt = Attempt(
-                task_id=task.id,
-                n=n,
-                coder=coder,
-                parser=coder.parser(),
-                files=files,
-                started_at=parse_time(str(run.get("started_at") or iso(now))),
-                model=str(run.get("model") or ""),
-                account=str(run.get("account") or ""),
-                workdir=str(run.get("workdir") or ""),
-                handle=Handle.from_dict(handle_data) if handle_data else None,
+                task.id,
+                n,
+                coder,
+                coder.parser(),
+                files,
+                parse_time(str(run.get("started_at") or iso(now))),
                 checkpoint_at=now,
             )
+            attempt.model = str(run.get("model") or "")
+            attempt.account = str(run.get("account") or "")
+            attempt.workdir = str(run.get("workdir") or "")
+            attempt.handle = Handle.from_dict(handle_data) if handle_data else None
             files.log.unlink(missing_ok=True)  # re-rendered from the raw output
             if attempt.handle is None:
-                ops.append(self._unrecorded(attempt, str(run.get("token") or ""), now))
+                ops.append(self._unrecorded(attempt, str(run.get("token") or ""), now, ops))
                 continue
             attempt.read_output(now)
             attempt.last_output_at = max(attempt.last_output_at, now)
@@ -356,7 +439,7 @@ class Supervisor:
 
         return Op(attempt.task_id, "adopted", change)
 
-    def _unrecorded(self, attempt: Attempt, token: str, now: float) -> Op:
+    def _unrecorded(self, attempt: Attempt, token: str, now: float, ops: list[Op]) -> Op:
         """An attempt whose agent's handle was never recorded: its supervisor died at the spawn.
 
         The agent may not exist, may still run (it is stopped: it cannot be watched without its
@@ -365,226 +448,85 @@ class Supervisor:
         stopped = self.processes.sweep(token) if token else 0
         code = read_rc(attempt.files.rc)
         if code is not None:
-            return self._end(attempt, code, now)
+            return self._end(attempt, code, now, ops)
         why = "the supervisor died before the agent started"
         if stopped:
             why = "the supervisor died as the agent started; the agent was stopped"
-        return self._requeue(attempt.task_id, attempt.n, why, now)
+        return self._abandon(attempt.task_id, attempt.n, Outcome.KILLED, why, now)
 
-    def _requeue(self, task_id: str, n: int, why: str, now: float) -> Op:
-        ending = Ending(Outcome.KILLED, why)
+    def _abandon(self, task_id: str, n: int, outcome: Outcome, why: str, now: float) -> Op:
+        """End attempt n without a process to classify: requeued (killed) or blocked (setup)."""
+        ending = Ending(outcome, why)
         record: dict[str, object] = {
             "n": n,
-            "outcome": "killed",
+            "outcome": outcome.value,
             "reason": why,
             "actor": self.actor,
+            "started_at": iso(now),
+            "ended_at": iso(now),
         }
         config = self.config
 
         def change(fresh: Task) -> bool:
             if (fresh.run or {}).get("attempt") != n:
                 return False
-            apply(fresh, ending, record, now, config.max_attempts, 0, 0, self.rng)
+            apply(fresh, ending, dict(record), now, config.max_attempts, 0, 0, self.rng)
             return True
 
-        return Op(task_id, "requeued", change, ended=True)
+        event = "requeued" if outcome == Outcome.KILLED else outcome.value
+        return Op(task_id, event, change, ended=True)
 
     # -- dispatch --------------------------------------------------------------------------------
 
-    def _choose(self, snap: Snapshot, now: float) -> list[Task]:
-        free = self.config.max_concurrent - len(self.running)
-        if free <= 0:
-            return []
-        per_coder: dict[str, int] = {}
-        for attempt in self.running.values():
-            per_coder[attempt.coder.name] = per_coder.get(attempt.coder.name, 0) + 1
-        chosen: list[Task] = []
-        for node in ready(self.store.cache.nodes(), now, waiting=False):
-            task = snap.get(node.id)
-            if task is None or task.run is not None:
-                continue
-            coder = task.coder or self.config.coder
-            settings = self.config.coders.get(coder)
-            cap = settings.max_concurrent if settings and settings.max_concurrent else None
-            if cap is not None and per_coder.get(coder, 0) >= cap:
-                continue
-            per_coder[coder] = per_coder.get(coder, 0) + 1
-            chosen.append(task)
-            if len(chosen) >= free:
-                break
-        return chosen
+    def _choose(self, snap: Snapshot, now: float) -> list[Pick]:
+        day = None
+        if (
+            self.config.daily_max_cost
+            or self.config.daily_max_tokens
+            or any(a.daily_max_cost or a.daily_max_tokens for a in self.config.accounts.values())
+        ):
+            day = self._today(now)
+        fleet = Fleet(self.config, self.running, self.states, day, os.environ, now)
+        picks, self.waiting = choose(snap, self.store.cache.ready(now, waiting=False), fleet)
+        return picks
 
-    def _claim_op(self, task: Task, now: float) -> Op:
-        n = len(task.attempts) + 1
-        coder = task.coder or self.config.coder
-        settings = self.config.coders.get(coder)
-        model = task.model or (settings.model if settings else "")
-        run = {
-            "attempt": n,
-            "actor": self.actor,
-            "host": self.host,
-            "supervisor_pid": self.pid,
-            "coder": coder,
-            "model": model,
-            "claimed_at": iso(now),
-            "started_at": iso(now),
-            "token": new_token(),  # known before the agent starts, so it can always be found
-        }
-
-        def change(fresh: Task) -> bool:
-            if fresh.status != "open" or fresh.run is not None:
-                return False  # someone else has it, or it changed: not ours
-            fresh.status, fresh.assignee, fresh.run = "in_progress", self.actor, dict(run)
-            fresh.status_reason, fresh.updated_at = "", iso(now)
-            return True
-
-        return Op(task.id, "claimed", change)
+    def _today(self, now: float) -> budgets.Day:
+        start = budgets.day_start(now)
+        tasks = [Task.from_dict(b) for b in self.store.cache.updated_since(start)]
+        live = [
+            (a.account, a.usage, budgets.cost(a.usage, self.config.prices))
+            for a in self.running.values()
+        ]
+        return budgets.today(tasks, live, now)
 
     def _start(self, task_id: str, now: float, report: TickReport) -> Op:
         """Start the agent of a task this supervisor just claimed."""
         task = self.store.cache.get(task_id)
         assert task is not None and task.run is not None
         n = int(task.run["attempt"])
-        files = live_files(self.store.home, task_id, n)
-        shutil.rmtree(files.root, ignore_errors=True)
-        files.root.mkdir(parents=True)
-        coder_name = str(task.run["coder"])
         try:
-            coder = coders.get(coder_name)
-        except KeyError:
-            known = ", ".join(coders.names())
-            return self._setup_failed(
-                task, n, f"unknown coder {coder_name!r} (known: {known})", now
-            )
-        attempt = Attempt(
-            task_id,
-            n,
-            coder,
-            coder.parser(),
-            files,
-            now,
-            model=str(task.run.get("model") or ""),
-            checkpoint_at=now,
-        )
-        try:
-            handle = self._spawn(task, attempt)
-        except (SpawnError, worktree.WorktreeError, ValueError, OSError) as exc:
-            return self._setup_failed(task, n, str(getattr(exc, "reason", None) or exc), now)
-        attempt.handle = handle
+            attempt = launch(self.store, self.config, self.processes, task, now)
+        except LaunchError as exc:
+            return self._abandon(task_id, n, Outcome.SETUP_ERROR, str(exc), now)
+        assert attempt.handle is not None
         self.running[task_id] = attempt
         report.started.append(task_id)
-        live = attempt.summary()
+        live = {**attempt.summary(), "token": attempt.handle.token}
 
         def change(fresh: Task) -> bool:
             if (fresh.run or {}).get("attempt") != n:
                 return False
-            fresh.run = {**(fresh.run or {}), **live, "token": handle.token}
+            fresh.run = {**(fresh.run or {}), **live}
             return True
 
         return Op(task_id, "started", change)
 
-    def _spawn(self, task: Task, attempt: Attempt) -> Handle:
-        cwd = Path(task.cwd) if task.cwd else None
-        if cwd is None or not cwd.is_dir():
-            hint = f"fleet bd update {task.id} --cwd DIR"
-            raise SpawnError(
-                f"the working directory {task.cwd or '(none)'} does not exist ({hint})"
-            )
-        workdir = cwd
-        if self.config.isolation == "worktree":
-            workdir = worktree.prepare(cwd, task.id, self.store.home / "worktrees")
-        attempt.workdir = str(workdir)
-        files = attempt.files
-        prompt = knowledge.build(task, workdir, files.result, self.store.cache.get)
-        files.knowledge.write_text(prompt, encoding="utf-8")
-        settings = self.config.coders.get(attempt.coder.name)
-        spec = RunSpec(
-            task_id=task.id,
-            attempt=attempt.n,
-            prompt=prompt,
-            workdir=workdir,
-            result_file=files.result,
-            model=attempt.model,
-            command=task.command,
-            permission_mode=settings.permission_mode if settings else "",
-        )
-        command = attempt.coder.command(spec)
-        for path, text in command.files.items():
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
-        env = {
-            **_agent_env(),
-            "FLEET_HOME": str(self.store.home),
-            "FLEET_TASK_ID": task.id,
-            "FLEET_ATTEMPT": str(attempt.n),
-            "FLEET_RESULT_FILE": str(files.result),
-            **command.env,
-            TOKEN_ENV: str((task.run or {}).get("token") or new_token()),
-        }
-        for name in command.unset_env:
-            env.pop(name, None)
-        handle = self.processes.spawn(
-            command.argv, workdir, env, files.stdout, files.stderr, files.rc
-        )
-        files.handle.write_text(json.dumps(handle.to_dict()))
-        return handle
-
-    def _setup_failed(self, task: Task, n: int, reason: str, now: float) -> Op:
-        attempt_record: dict[str, object] = {
-            "n": n,
-            "outcome": Outcome.SETUP_ERROR.value,
-            "reason": reason,
-            "actor": self.actor,
-            "started_at": iso(now),
-            "ended_at": iso(now),
-        }
-        ending = Ending(Outcome.SETUP_ERROR, reason)
-        config = self.config
-
-        def change(fresh: Task) -> bool:
-            if (fresh.run or {}).get("attempt") != n:
-                return False
-            apply(fresh, ending, dict(attempt_record), now, config.max_attempts, 0, 0, self.rng)
-            return True
-
-        return Op(task.id, "setup_error", change, ended=True)
-
-    # -- commit ----------------------------------------------------------------------------------
-
-    def _commit(self, ops: list[Op], now: float) -> set[str]:
-        """Publish ops in one commit; return the ids of the tasks whose op applied."""
-        if not ops:
-            return set()
-
-        def build(snap: Snapshot) -> tuple[Change | None, set[str]]:
-            change = Change("", "")
-            applied: set[str] = set()
-            events: dict[str, list[str]] = {}
-            for op in ops:
-                task = snap.get(op.task_id)
-                if task is None or not op.apply(task):
-                    continue
-                change.put(task)
-                change.files.update(op.files)
-                applied.add(op.task_id)
-                events.setdefault(op.event, []).append(op.task_id)
-            if not applied:
-                return None, applied
-            change.summary = "supervisor: " + "; ".join(
-                f"{e} {' '.join(ids)}" for e, ids in events.items()
-            )
-            change.event = ",".join(events)
-            return change, applied
-
-        return self.store.mutate(build, self.actor)
+    # -- committing and stopping -----------------------------------------------------------------
 
     def _cleanup_ended(self, ops: list[Op], won: set[str]) -> None:
         for op in ops:
             if op.ended and op.task_id in won:
                 shutil.rmtree(self.store.home / "live" / op.task_id, ignore_errors=True)
-
-    # -- stopping --------------------------------------------------------------------------------
 
     def stop_all(self) -> None:
         """Stop every running agent (the supervisor is going away with --now)."""
@@ -615,16 +557,17 @@ def _artifacts(attempt: Attempt, record: dict[str, object]) -> dict[str, bytes]:
     return files
 
 
-def _agent_env() -> dict[str, str]:
-    """The supervisor's environment without `GIT_*`: the agent's git sees its worktree only."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-
-
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
         return b""
+
+
+def _write_json(path: Path, data: object) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
 
 
 def _load_json(path: Path) -> dict[str, object] | None:
@@ -633,6 +576,3 @@ def _load_json(path: Path) -> dict[str, object] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-__all__ = ["Op", "Supervisor", "TickReport", "task_path"]

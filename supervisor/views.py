@@ -31,11 +31,23 @@ def rows(store: Store, show_all: bool = False, now: float | None = None) -> list
     """One row per task for `fleet tasks`."""
     now = now or time.time()
     store.cache.sync()
+    waiting = waiting_reasons(store)
     out = []
     for body in store.cache.select(None if show_all else SHOWN):
         task = Task.from_dict(body)
         out.append(row(store, task, now))
+        if task.status == "open" and task.id in waiting:
+            out[-1]["why"] = waiting[task.id]
     return out
+
+
+def waiting_reasons(store: Store) -> dict[str, str]:
+    """Why the running supervisor left ready tasks waiting (accounts, daily budgets)."""
+    try:
+        data = json.loads((store.home / "live" / "waiting.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
 def row(store: Store, task: Task, now: float) -> dict[str, Any]:

@@ -11,7 +11,17 @@ Unlike the shell coder, it needs the result file (as the agent CLIs do).
 
 from __future__ import annotations
 
-from coders.base import Command, Event, EventKind, Outcome, RateLimit, RunSpec, Usage, Verdict
+from coders.base import (
+    BaseCoder,
+    Command,
+    Event,
+    EventKind,
+    Outcome,
+    RateLimit,
+    RunSpec,
+    Usage,
+    Verdict,
+)
 
 NAME = "scripted"
 MODULE = "tests.scripted_coder:ScriptedCoder"  # for coders.BUILTINS
@@ -46,7 +56,7 @@ class ScriptedParser:
         return Verdict(Outcome.SUCCESS)
 
 
-class ScriptedCoder:
+class ScriptedCoder(BaseCoder):
     name = NAME
     binary = BINARY
     verified = False
@@ -56,5 +66,5 @@ class ScriptedCoder:
     def command(self, spec: RunSpec) -> Command:
         return Command(argv=[BINARY, "--prompt", spec.prompt], env={"SCRIPTED_MODEL": spec.model})
 
-    def parser(self) -> ScriptedParser:
+    def parser(self, spec: RunSpec | None = None) -> ScriptedParser:
         return ScriptedParser()

@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 import coders
-from supervisor import config, control, service
+from supervisor import config, control, daemon, service
 from supervisor.daemon import Supervisor, TickReport
+from supervisor.dispatch import Pick
 from supervisor.knowledge import RESULT_SHAPE
 from supervisor.model import Task, iso, parse_time
 from supervisor.outcome import backoff
@@ -211,10 +212,10 @@ def test_exactly_once_claims_between_two_supervisors(rig: Rig, home: Path) -> No
     lost: list[str] = []
     choose = a._choose
 
-    def racing(snap: Any, now: float) -> list[Task]:
+    def racing(snap: Any, now: float) -> list[Pick]:
         chosen = choose(snap, now)
         if not lost:  # a has chosen; b claims the same tasks before a commits
-            lost.extend(t.id for t in chosen)
+            lost.extend(p.task.id for p in chosen)
             claimed["b"] += b.tick(now).claimed
         return chosen
 
@@ -353,8 +354,13 @@ def test_attempt_over_its_wall_clock_limit_is_timed_out(rig: Rig) -> None:
     rig.say(own, "still going")
     rig.tick(T0 + 101)
     rig.tick(T0 + 102)
-    attempt = rig.get(own).attempts[-1]
-    assert (attempt["outcome"], attempt["reason"]) == ("timed_out", "ran longer than 100 s")
+    task = rig.get(own)  # a task's own --max-seconds is a budget: the task is blocked
+    attempt = task.attempts[-1]
+    assert (attempt["outcome"], attempt["reason"]) == (
+        "over_budget",
+        "budget: max_seconds 100 (used 101)",
+    )
+    assert (task.status, task.status_reason) == ("blocked", "budget: max_seconds 100 (used 101)")
 
 
 def test_over_budget_attempt_is_stopped_and_the_task_blocked(rig: Rig) -> None:
@@ -781,16 +787,17 @@ def test_agent_started_but_not_committed_is_adopted_from_its_handle_file(
 ) -> None:
     task_id = rig.task("half started")
     dying = supervisor(rig.store, rig.fake, pid=78)
-    commit = dying._commit
+    commit = daemon.commit
 
-    def crash_on_start(ops: list[Any], now: float) -> set[str]:
+    def crash_on_start(store: Store, actor: str, ops: list[Any]) -> set[str]:
         if ops and all(op.event == "started" for op in ops):
             raise KeyboardInterrupt
-        return commit(ops, now)
+        return commit(store, actor, ops)
 
-    monkeypatch.setattr(dying, "_commit", crash_on_start)
+    monkeypatch.setattr(daemon, "commit", crash_on_start)
     with pytest.raises(KeyboardInterrupt):
         dying.tick(T0)
+    monkeypatch.setattr(daemon, "commit", commit)
     assert "handle" not in (rig.get(task_id).run or {})
     rig.tick(T0 + 1)
     assert (rig.get(task_id).run or {})["actor"] == rig.sup.actor

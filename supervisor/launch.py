@@ -1,0 +1,136 @@
+"""Starting one claimed attempt: its working directory, knowledge, command and environment.
+
+The agent inherits the supervisor's environment minus `GIT_*`, plus `FLEET_HOME`,
+`FLEET_TASK_ID`, `FLEET_ATTEMPT`, `FLEET_RESULT_FILE`, a private `TMPDIR`, and its account's
+variables (or, with no account, the supervisor's own base-URL and key variables for its coder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+import coders
+from coders.base import Coder, RunSpec
+from supervisor import accounts, knowledge, worktree
+from supervisor.attempt import Attempt, live_files
+from supervisor.config import Config
+from supervisor.model import Task
+from supervisor.process import TOKEN_ENV, Processes, SpawnError, new_token
+from supervisor.store import Store
+
+
+class LaunchError(Exception):
+    """The attempt cannot start: a setup error (the task is blocked with this reason)."""
+
+
+def launch(store: Store, config: Config, processes: Processes, task: Task, now: float) -> Attempt:
+    """Start the agent of a task this supervisor just claimed; LaunchError when it cannot."""
+    run = task.run or {}
+    n = int(run["attempt"])
+    files = live_files(store.home, task.id, n)
+    shutil.rmtree(files.root, ignore_errors=True)
+    (files.root / "tmp").mkdir(parents=True)
+    coder_name = str(run["coder"])
+    try:
+        coder = coders.get(coder_name)
+    except KeyError:
+        raise LaunchError(
+            f"unknown coder {coder_name!r} (known: {', '.join(coders.names())})"
+        ) from None
+    account = str(run.get("account") or "")
+    attempt = Attempt(task.id, n, coder, coder.parser(), files, now, checkpoint_at=now)
+    attempt.model, attempt.account = str(run.get("model") or ""), account
+    try:
+        workdir = _workdir(store, config, task)
+        attempt.workdir = str(workdir)
+        prompt = knowledge.build(task, workdir, files.result, store.cache.get)
+        files.knowledge.write_text(prompt, encoding="utf-8")
+        spec = run_spec(config, task, attempt, prompt, workdir, os.environ)
+        attempt.parser, attempt.spec = coder.parser(spec), spec
+        command = coder.command(spec)
+        for path, text in command.files.items():
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+        env = {
+            **agent_base_env(),
+            "FLEET_HOME": str(store.home),
+            "FLEET_TASK_ID": task.id,
+            "FLEET_ATTEMPT": str(n),
+            "FLEET_RESULT_FILE": str(files.result),
+            "TMPDIR": str(files.root / "tmp"),
+            **command.env,
+            TOKEN_ENV: str(run.get("token") or new_token()),
+        }
+        for name in command.unset_env:
+            env.pop(name, None)
+        attempt.handle = processes.spawn(
+            command.argv, workdir, env, files.stdout, files.stderr, files.rc
+        )
+    except SpawnError as exc:
+        raise LaunchError(exc.reason) from None
+    except (worktree.WorktreeError, ValueError, KeyError, OSError) as exc:
+        raise LaunchError(str(exc)) from None
+    files.handle.write_text(json.dumps(attempt.handle.to_dict()))
+    return attempt
+
+
+def _workdir(store: Store, config: Config, task: Task) -> Path:
+    cwd = Path(task.cwd) if task.cwd else None
+    if cwd is None or not cwd.is_dir():
+        hint = f"fleet bd update {task.id} --cwd DIR"
+        raise SpawnError(f"the working directory {task.cwd or '(none)'} does not exist ({hint})")
+    if config.isolation == "worktree":
+        return worktree.prepare(cwd, task.id, store.home / "worktrees")
+    return cwd
+
+
+def run_spec(
+    config: Config,
+    task: Task,
+    attempt: Attempt,
+    prompt: str,
+    workdir: Path,
+    environ: Mapping[str, str],
+) -> RunSpec:
+    coder = attempt.coder
+    settings = config.coders.get(coder.name)
+    role = config.roles.get(task.role) if task.role else None
+    spec = RunSpec(
+        task_id=task.id,
+        attempt=attempt.n,
+        prompt=prompt,
+        workdir=workdir,
+        result_file=attempt.files.result,
+        model=attempt.model,
+        system_prompt=role.handbook if role else "",
+        command=task.command,
+        permission_mode=settings.permission_mode if settings else "",
+    )
+    if attempt.account:
+        account = config.accounts[attempt.account]
+        spec.config_dir = accounts.config_dir(account)
+        try:
+            spec.account_env = accounts.agent_env(account, coder.key_env, environ)
+        except KeyError as exc:
+            raise KeyError(
+                f"account {attempt.account}: {exc.args[0]} is not set for the supervisor"
+            ) from None
+    else:
+        spec.account_env = own_env(coder, environ)
+    return spec
+
+
+def own_env(coder: Coder, environ: Mapping[str, str]) -> dict[str, str]:
+    """With no account: the supervisor's own base-URL and key variables for this coder."""
+    names = (coder.base_url_env, coder.key_env, coder.usage_limit_key_env)
+    return {name: environ[name] for name in names if name and name in environ}
+
+
+def agent_base_env() -> dict[str, str]:
+    """The supervisor's environment without `GIT_*`: the agent's git sees its worktree only."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
