@@ -18,7 +18,18 @@ from __future__ import annotations
 
 import re
 
-from coders.base import Command, Event, EventKind, Outcome, RunSpec, Usage, Verdict, first_plan_text
+from coders.base import (
+    BaseCoder,
+    Command,
+    Event,
+    EventKind,
+    Outcome,
+    RunSpec,
+    Usage,
+    Verdict,
+    exit_reason,
+    first_plan_text,
+)
 
 PRINT_TIMEOUT = "24h"
 TAIL = 5  # the last lines of output that are searched for why a run failed
@@ -47,9 +58,9 @@ class AgyParser:
         if exit_code == 0:
             return Verdict(Outcome.SUCCESS)
         if exit_code < 0:
-            return Verdict(Outcome.FAILURE, f"agy was killed by signal {-exit_code}")
+            return Verdict(Outcome.FAILURE, exit_reason("agy", exit_code))
         tail = "\n".join(self._tail)
-        reason = f"agy exited {exit_code}" + (f": {self._tail[-1]}" if self._tail else "")
+        reason = exit_reason("agy", exit_code) + (f": {self._tail[-1]}" if self._tail else "")
         if LIMIT.search(tail):
             return Verdict(Outcome.RATE_LIMITED, reason)
         if AUTH.search(tail):
@@ -59,7 +70,7 @@ class AgyParser:
         return Verdict(Outcome.FAILURE, reason)
 
 
-class AgyCoder:
+class AgyCoder(BaseCoder):
     name = "agy"
     binary = "agy"
     verified = False  # not installable here: built from its published flags, never run
@@ -78,19 +89,15 @@ class AgyCoder:
             )
         timeout = str(spec.options.get("print_timeout", PRINT_TIMEOUT))
         argv = [self.binary, "--dangerously-skip-permissions", "--print-timeout", timeout]
-        result_dir = spec.result_file.parent
-        if not result_dir.is_relative_to(spec.workdir):
-            argv += ["--add-dir", str(result_dir)]
+        if spec.outside_result_dir is not None:
+            argv += ["--add-dir", str(spec.outside_result_dir)]
         if spec.resume_session:
             argv += ["--conversation", spec.resume_session]
-        prompt = (
-            f"{spec.system_prompt.rstrip()}\n\n{spec.prompt}" if spec.system_prompt else spec.prompt
-        )
-        argv += ["--print", prompt]
+        argv += ["--print", spec.handbook_and_prompt()]
         env = {"AGY_CLI_DISABLE_AUTO_UPDATE": "T", **spec.account_env}
         if spec.config_dir is not None:
             env["HOME"] = str(spec.config_dir)
         return Command(argv=argv, env=env)
 
-    def parser(self) -> AgyParser:
+    def parser(self, spec: RunSpec | None = None) -> AgyParser:
         return AgyParser()

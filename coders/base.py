@@ -2,7 +2,9 @@
 
 A coder turns a `RunSpec` (what to run, where, for which account) into a `Command`, and parses the
 agent's output, one line at a time, into `Event`s. At the end its parser classifies the run into an
-`Outcome`. Adapters import only this module and the standard library; they never touch the store.
+`Outcome`; what the CLI wrote elsewhere (a session file) comes from `side_events`. Adapters import
+only this package and the standard library; they never touch the store. `BaseCoder` holds the
+defaults of the protocol's optional members; a third-party coder may subclass it.
 """
 
 from __future__ import annotations
@@ -140,6 +142,22 @@ class RunSpec:
     account_env: dict[str, str] = field(default_factory=dict)  # the account's variables
     options: dict[str, Any] = field(default_factory=dict)  # coder options from config
 
+    @property
+    def outside_result_dir(self) -> Path | None:
+        """The result file's directory when it lies outside the working directory, else None.
+
+        CLIs that confine the agent to its working directory must be told to allow this one too.
+        """
+        result_dir = self.result_file.parent
+        return None if result_dir.is_relative_to(self.workdir) else result_dir
+
+    def handbook_and_prompt(self) -> str:
+        """The role's handbook, a blank line, then the prompt: for CLIs that cannot add to their
+        own system prompt."""
+        if not self.system_prompt:
+            return self.prompt
+        return f"{self.system_prompt.rstrip()}\n\n{self.prompt}"
+
 
 @dataclass
 class Command:
@@ -166,6 +184,9 @@ class Parser(Protocol):
         ...
 
 
+CHECK_CASES = ("ok", "rate_limit", "usage_limit", "auth", "overloaded")  # `fleet coders check`
+
+
 @runtime_checkable
 class Coder(Protocol):
     name: str  # registry name, as in `fleet bd create --coder NAME`
@@ -173,14 +194,49 @@ class Coder(Protocol):
     verified: bool  # tested against the real CLI in CI
     needs_result: bool  # success also requires the result file the agent writes
     default_model: str  # what runs when neither task, role nor config names a model
+    key_env: str  # the variable an account's key is passed in ("" when the CLI takes none)
+    base_url_env: str  # the account variable that points the CLI at a gateway ("" = none)
+    mock_handler: str  # "module:Class" of fleet's mock model server for it ("" = none)
+    mock_cases: tuple[str, ...]  # the `fleet coders check` cases it supports
+    usage_limit_key_env: str  # the key variable that shows usage limits ("" = key_env)
 
     def command(self, spec: RunSpec) -> Command:
         """The argv and environment of one attempt."""
         ...
 
-    def parser(self) -> Parser:
-        """A fresh parser for one attempt's output."""
+    def parser(self, spec: RunSpec | None = None) -> Parser:
+        """A fresh parser for one attempt's output; given the attempt's spec where it matters."""
         ...
+
+    def side_events(self, spec: RunSpec, session_id: str) -> list[Event]:
+        """Events the CLI wrote elsewhere than its output (e.g. a session file), read after or
+        during the attempt of `spec` whose agent session is `session_id`."""
+        ...
+
+
+class BaseCoder:
+    """The defaults of `Coder`'s optional members, and helpers for subclasses.
+
+    A coder must still set `name`, `binary`, `verified`, `needs_result`, `default_model` and
+    define `command` and `parser`.
+    """
+
+    key_env = ""
+    base_url_env = ""
+    mock_handler = ""
+    mock_cases: tuple[str, ...] = CHECK_CASES
+    usage_limit_key_env = ""
+    credential_env: tuple[str, ...] = ()  # the variables that carry the CLI's credentials
+
+    def side_events(self, spec: RunSpec, session_id: str) -> list[Event]:
+        return []
+
+    def unset_credentials(self, spec: RunSpec) -> list[str]:
+        """The inherited credentials to remove: an account that brings one of its own must not mix
+        with another's."""
+        if not any(name in spec.account_env for name in self.credential_env):
+            return []
+        return [name for name in self.credential_env if name not in spec.account_env]
 
 
 def which(binary: str, path: str | None = None) -> str | None:
@@ -213,3 +269,10 @@ def first_plan_text(text: str, seen_tool: bool) -> str:
     if start != -1 and end > start:
         return text[start + len("<plan>") : end].strip()
     return "" if seen_tool else text.strip()
+
+
+def exit_reason(who: str, exit_code: int) -> str:
+    """`who exited N`, or `who was killed by signal N` for a negative exit code."""
+    if exit_code < 0:
+        return f"{who} was killed by signal {-exit_code}"
+    return f"{who} exited {exit_code}"

@@ -8,9 +8,9 @@ the mock reported and the plan was found; a limit case passes when the outcome i
 class (and a reset time, when the coder reports one, is the mock's to the minute).
 
 A coder takes part by naming its mock (`mock_handler = "module:Class"`) and the variables that
-point its CLI at it (`base_url_env`, `key_env`); optionally `mock_cases` (the cases it supports)
-and `usage_limit_key_env` (the variable of a subscription key, for CLIs that show usage limits
-only to subscriptions).
+point its CLI at it (`base_url_env`, `key_env`); `mock_cases` are the cases it supports and
+`usage_limit_key_env` the variable of a subscription key, for CLIs that show usage limits only to
+subscriptions (see `coders.base.Coder`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from coders.base import Coder, Outcome, Parser, Usage, first_plan_text, which
 from coders.mock.base import HELLO_NAME, HELLO_TEXT, PLAN_TEXT, MockHandler, MockServer, Script
 from coders.trial import Attempt, Scratch, missing_cli, run_attempt, scratch_dir
 
-CASES = ("ok", "rate_limit", "usage_limit", "auth", "overloaded")
 EXPECTED = {
     "ok": Outcome.SUCCESS,
     "rate_limit": Outcome.RATE_LIMITED,
@@ -36,7 +35,6 @@ EXPECTED = {
     "overloaded": Outcome.OVERLOADED,
 }
 DUMMY_KEY = "sk-fleet-check-dummy"
-TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 RESET_SLACK = 60.0  # some CLIs state the reset time to the minute ("try again at 3:17 PM")
 
 
@@ -64,7 +62,7 @@ def check(
     except KeyError:
         raise CheckError(f"no coder named {name!r} (known: {', '.join(names())})") from None
     handler = mock_handler(coder)
-    supported = tuple(getattr(coder, "mock_cases", CASES))
+    supported = coder.mock_cases
     unknown = [c for c in cases or [] if c not in supported]
     if unknown:
         raise CheckError(
@@ -78,10 +76,9 @@ def check(
 
 def mock_handler(coder: Coder) -> type[MockHandler]:
     """The mock server handler class a coder names; CheckError when it names none."""
-    spec = getattr(coder, "mock_handler", "")
-    if not spec:
+    if not coder.mock_handler:
         raise CheckError(f"no built-in mock for {coder.name}: it cannot be checked")
-    module, _, attr = str(spec).partition(":")
+    module, _, attr = coder.mock_handler.partition(":")
     handler: type[MockHandler] = getattr(import_module(module), attr)
     return handler
 
@@ -100,17 +97,12 @@ def case_script(case: str) -> Script:
 
 def case_env(coder: Coder, case: str, url: str) -> dict[str, str]:
     """The account variables that point the coder's CLI at the mock, with a dummy key."""
-    key_env = _attr(coder, "key_env")
-    if case == "usage_limit":
-        key_env = str(getattr(coder, "usage_limit_key_env", key_env))
-    return {_attr(coder, "base_url_env"): url, key_env: DUMMY_KEY}
-
-
-def _attr(coder: Coder, name: str) -> str:
-    value = getattr(coder, name, "")
-    if not value:
-        raise CheckError(f"{coder.name} names a mock but not its {name}")
-    return str(value)
+    if not coder.base_url_env or not coder.key_env:
+        raise CheckError(f"{coder.name} names a mock but not its base_url_env and key_env")
+    key_env = coder.key_env
+    if case == "usage_limit" and coder.usage_limit_key_env:
+        key_env = coder.usage_limit_key_env
+    return {coder.base_url_env: url, key_env: DUMMY_KEY}
 
 
 def run_case(
@@ -157,28 +149,14 @@ def judge_ok(parser: Parser, mock: MockServer, scratch: Scratch) -> list[str]:
         problems.append(f"{HELLO_NAME} was not written in the working directory")
     if _result_status(scratch.result_file) != "done":
         problems.append("the result file was not written with status done")
-    got = {name: getattr(parser.usage, name) for name in TOKEN_FIELDS}
-    want = expected_usage(mock)
+    want = mock.expected_usage()
+    got = {name: getattr(parser.usage, name) for name in want}
     if got != want:
         problems.append(f"usage {got}, the mock reported {want}")
     plan = first_plan_text(PLAN_TEXT, seen_tool=False)
     if parser.plan != plan:
         problems.append(f"plan {parser.plan!r}, expected {plan!r}")
     return problems
-
-
-def expected_usage(mock: MockServer) -> dict[str, int]:
-    """The tokens the mock reported to the agent: its handler's count, else per request."""
-    counted = getattr(mock.httpd.RequestHandlerClass, "expected_usage", None)
-    if counted is not None:
-        return dict(counted(mock))
-    n, script = len(mock.requests), mock.script
-    return {
-        "input_tokens": n * script.input_tokens,
-        "output_tokens": n * script.output_tokens,
-        "cache_read_tokens": n * script.cache_read_tokens,
-        "cache_write_tokens": n * script.cache_write_tokens,
-    }
 
 
 def _result_status(path: Path) -> str:

@@ -15,11 +15,21 @@ used only when the former is missing.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from coders.base import Command, Event, EventKind, Outcome, RateLimit, RunSpec, Usage, Verdict
-from coders.plan import PlanTracker
+from coders.base import (
+    BaseCoder,
+    Command,
+    Event,
+    EventKind,
+    Outcome,
+    RateLimit,
+    RunSpec,
+    Usage,
+    Verdict,
+    exit_reason,
+)
+from coders.jsonlines import JsonLinesParser, number
 
 DEFAULT_PERMISSION_MODE = "acceptEdits"
 QUIET_ENV = {
@@ -37,24 +47,15 @@ AUTH_ERRORS = frozenset(
 OVERLOAD_ERRORS = frozenset({"overloaded", "server_error"})
 
 
-class ClaudeParser:
+class ClaudeParser(JsonLinesParser):
     def __init__(self) -> None:
-        self.usage = Usage()
-        self.session_id = ""
-        self.plan = ""
-        self._plan = PlanTracker()
+        super().__init__()
         self._result: dict[str, Any] | None = None
         self._api_error: dict[str, Any] = {}  # the synthetic assistant line of an API error
         self._rejection: RateLimit | None = None  # the last limit that refused a request
         self._denials: list[dict[str, Any]] = []
 
-    def feed(self, line: str) -> list[Event]:
-        try:
-            data = json.loads(line)
-        except ValueError:
-            return [Event(EventKind.OTHER, text=line)]
-        if not isinstance(data, dict):
-            return [Event(EventKind.OTHER, text=line)]
+    def line(self, data: dict[str, Any]) -> list[Event]:
         kind = data.get("type")
         if kind == "system":
             return self._system(data)
@@ -100,16 +101,15 @@ class ClaudeParser:
             if not isinstance(block, dict):
                 continue
             if block.get("type") == "text":
-                self._plan.text(str(block.get("text") or ""))
+                self.tracker.text(str(block.get("text") or ""))
                 events.append(Event(EventKind.TEXT, text=str(block.get("text") or "")))
             elif block.get("type") == "tool_use":
                 name, tool_input = str(block.get("name") or ""), block.get("input")
                 tool_input = tool_input if isinstance(tool_input, dict) else {}
-                self._plan.tool(tool_input, is_todo=name == "TodoWrite")
+                self.tracker.tool(tool_input, is_todo=name == "TodoWrite")
                 events.append(Event(EventKind.TOOL_USE, tool=name, tool_input=tool_input))
             else:
                 events.append(Event(EventKind.OTHER, text=str(block.get("type") or "")))
-        self.plan = self._plan.plan
         return events
 
     def _api_error_line(self, data: dict[str, Any], message: dict[str, Any]) -> list[Event]:
@@ -137,8 +137,8 @@ class ClaudeParser:
             status=str(info.get("status") or ""),
             kind=kind,
             window=str(info.get("rateLimitType") or ""),
-            utilization=_number(info.get("utilization")),
-            resets_at=_number(info.get("resetsAt")),
+            utilization=number(info.get("utilization")),
+            resets_at=number(info.get("resetsAt")),
         )
         if limit.status == "rejected":
             self._rejection = limit
@@ -150,10 +150,7 @@ class ClaudeParser:
         self.usage = _usage(data, self.usage.model)
         is_error = bool(data.get("is_error"))
         text = str(data.get("result") or "; ".join(map(str, data.get("errors") or [])))
-        return [
-            Event(EventKind.USAGE, usage=Usage.from_dict(self.usage.to_dict())),
-            Event(EventKind.RESULT, text=text, is_error=is_error),
-        ]
+        return [self.usage_event(), Event(EventKind.RESULT, text=text, is_error=is_error)]
 
     # -- the verdict -------------------------------------------------------------------------
 
@@ -162,9 +159,8 @@ class ClaudeParser:
         if result is None:
             if self._rejection is not None:
                 return self._rate_limited("the API refused a request with a rate limit")
-            if exit_code < 0:
-                return Verdict(Outcome.FAILURE, f"claude was killed by signal {-exit_code}")
-            return Verdict(Outcome.FAILURE, f"claude exited {exit_code} without a result line")
+            suffix = "" if exit_code < 0 else " without a result line"
+            return Verdict(Outcome.FAILURE, exit_reason("claude", exit_code) + suffix)
         text = str(result.get("result") or "; ".join(map(str, result.get("errors") or [])))
         if result.get("is_error"):
             return self._error_verdict(result, text)
@@ -207,7 +203,7 @@ class ClaudeParser:
         return ""
 
 
-class ClaudeCoder:
+class ClaudeCoder(BaseCoder):
     name = "claude"
     binary = "claude"
     verified = True
@@ -217,6 +213,7 @@ class ClaudeCoder:
     base_url_env = "ANTHROPIC_BASE_URL"
     key_env = "ANTHROPIC_API_KEY"
     usage_limit_key_env = "CLAUDE_CODE_OAUTH_TOKEN"  # subscription limits show only with OAuth
+    credential_env = CREDENTIAL_ENV
 
     def command(self, spec: RunSpec) -> Command:
         argv = [self.binary, "-p", "--output-format", "stream-json", "--verbose"]
@@ -224,9 +221,8 @@ class ClaudeCoder:
         argv += ["--permission-mode", spec.permission_mode or DEFAULT_PERMISSION_MODE]
         if not spec.permission_mode:
             argv.append("--allowedTools=Bash")
-        result_dir = spec.result_file.parent
-        if not result_dir.is_relative_to(spec.workdir):
-            argv.append(f"--add-dir={result_dir}")
+        if spec.outside_result_dir is not None:
+            argv.append(f"--add-dir={spec.outside_result_dir}")
         if spec.system_prompt:
             argv.append(f"--append-system-prompt={spec.system_prompt}")
         if spec.resume_session:
@@ -234,7 +230,7 @@ class ClaudeCoder:
         if spec.options.get("max_turns"):
             argv += ["--max-turns", str(int(spec.options["max_turns"]))]
         argv += ["--", spec.prompt]
-        return Command(argv=argv, env=self._env(spec), unset_env=self._unset(spec))
+        return Command(argv=argv, env=self._env(spec), unset_env=self.unset_credentials(spec))
 
     def _env(self, spec: RunSpec) -> dict[str, str]:
         env = {
@@ -245,14 +241,7 @@ class ClaudeCoder:
             env["CLAUDE_CONFIG_DIR"] = str(spec.config_dir)
         return env | spec.account_env
 
-    @staticmethod
-    def _unset(spec: RunSpec) -> list[str]:
-        """An account that brings its own credential must not mix with an inherited one."""
-        if not any(name in spec.account_env for name in CREDENTIAL_ENV):
-            return []
-        return [name for name in CREDENTIAL_ENV if name not in spec.account_env]
-
-    def parser(self) -> ClaudeParser:
+    def parser(self, spec: RunSpec | None = None) -> ClaudeParser:
         return ClaudeParser()
 
 
@@ -262,7 +251,7 @@ def _usage(result: dict[str, Any], model: str) -> Usage:
     if isinstance(by_model, dict):
         cost: float | None = sum(float(m.get("costUSD") or 0) for m in by_model.values())
     else:
-        cost = _number(result.get("total_cost_usd"))
+        cost = number(result.get("total_cost_usd"))
     models = list(by_model or result.get("modelUsage") or {})
     return Usage(
         input_tokens=int(raw.get("input_tokens") or 0),
@@ -279,7 +268,3 @@ def _result_text(content: Any) -> str:
     if isinstance(content, list):
         return "\n".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
     return "" if content is None else str(content)
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -17,11 +17,14 @@ not. Codex reports no cost.
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any
 
-from coders.base import Command, Event, EventKind, Outcome, RunSpec, Usage, Verdict
+from coders.base import BaseCoder, Command, Event, EventKind, Outcome, RunSpec, Usage, Verdict
 from coders.codex_errors import limit_of, verdict_for
-from coders.plan import PlanTracker
+from coders.codex_rollout import rate_limit_events
+from coders.jsonlines import JsonLinesParser, as_dicts, count
 
 SANDBOX_MODES = ("workspace-write", "read-only", "danger-full-access")
 BYPASS = "bypass"  # --dangerously-bypass-approvals-and-sandbox: for externally sandboxed hosts
@@ -50,24 +53,16 @@ def toml_string(text: str) -> str:
 
 def thread_usage(raw: dict[str, Any], model: str) -> Usage:
     """A `turn.completed` usage in fleet's terms: input without the cached and written tokens."""
-    cached = _count(raw.get("cached_input_tokens"))
-    written = _count(raw.get("cache_write_input_tokens"))
+    cached = count(raw.get("cached_input_tokens"))
+    written = count(raw.get("cache_write_input_tokens"))
     return Usage(
-        input_tokens=max(0, _count(raw.get("input_tokens")) - cached - written),
-        output_tokens=_count(raw.get("output_tokens")),
+        input_tokens=max(0, count(raw.get("input_tokens")) - cached - written),
+        output_tokens=count(raw.get("output_tokens")),
         cache_read_tokens=cached,
         cache_write_tokens=written,
-        reasoning_tokens=_count(raw.get("reasoning_output_tokens")),
+        reasoning_tokens=count(raw.get("reasoning_output_tokens")),
         model=model,
     )
-
-
-def _count(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
-
-
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def minus(total: Usage, earlier: Usage) -> Usage:
@@ -76,32 +71,18 @@ def minus(total: Usage, earlier: Usage) -> Usage:
     return Usage(**counts, model=total.model)
 
 
-class CodexParser:
+class CodexParser(JsonLinesParser):
     def __init__(self, previous: Usage | None = None, model: str = "") -> None:
-        self.usage = Usage(model=model)
+        super().__init__(model)
         self.thread_usage = Usage(model=model)  # the thread's total, as of the last turn
-        self.session_id = ""
         self._previous = previous or Usage()
-        self.plan = ""
-        self._plan = PlanTracker()
         self._started: set[str] = set()  # ids of tool items whose start was seen
         self._completed = False
         self._failure = ""  # turn.failed's message
         self._error = ""  # the last error line that was not a transient retry
         self._retry = ""  # the last transient retry ("Reconnecting... 2/5 (...)")
 
-    def feed(self, line: str) -> list[Event]:
-        try:
-            data = json.loads(line)
-        except ValueError:
-            return [Event(EventKind.OTHER, text=line)]
-        if not isinstance(data, dict):
-            return [Event(EventKind.OTHER, text=line)]
-        events = self._line(data)
-        self.plan = self._plan.plan
-        return events
-
-    def _line(self, data: dict[str, Any]) -> list[Event]:
+    def line(self, data: dict[str, Any]) -> list[Event]:
         kind = str(data.get("type") or "")
         if kind == "thread.started":
             self.session_id = str(data.get("thread_id") or "")
@@ -131,7 +112,7 @@ class CodexParser:
             return []  # messages and errors are whole only once completed
         if item_type == "agent_message":
             text = str(item.get("text") or "")
-            self._plan.text(text)
+            self.tracker.text(text)
             return [Event(EventKind.TEXT, text=text)]
         if item_type == "todo_list":
             return [self._todos(item)]
@@ -140,9 +121,9 @@ class CodexParser:
         return [Event(EventKind.OTHER, text=str(item.get("text") or item_type))]
 
     def _todos(self, item: dict[str, Any]) -> Event:
-        entries = _dicts(item.get("items"))
+        entries = as_dicts(item.get("items"))
         todos = [{"content": str(e.get("text") or "")} for e in entries]
-        self._plan.tool({"todos": todos}, is_todo=True)
+        self.tracker.tool({"todos": todos}, is_todo=True)
         marks = [f"[{'x' if e.get('completed') else ' '}] {e.get('text', '')}" for e in entries]
         return Event(EventKind.OTHER, text="\n".join(marks))
 
@@ -151,7 +132,7 @@ class CodexParser:
         events = []
         if item_id not in self._started:
             self._started.add(item_id)
-            self._plan.tool()
+            self.tracker.tool()
             tool, tool_input = _tool_call(item)
             events.append(Event(EventKind.TOOL_USE, tool=tool, tool_input=tool_input))
         if kind == "item.completed":
@@ -163,7 +144,7 @@ class CodexParser:
         self._completed = True
         self.thread_usage = thread_usage(raw, self.usage.model)
         self.usage = minus(self.thread_usage, self._previous)
-        return [Event(EventKind.USAGE, usage=Usage.from_dict(self.usage.to_dict()))]
+        return [self.usage_event()]
 
     def _error_line(self, message: str) -> list[Event]:
         if message.startswith("Reconnecting..."):
@@ -188,7 +169,7 @@ class CodexParser:
         return verdict_for(message, exit_code, self.session_id != "")
 
 
-class CodexCoder:
+class CodexCoder(BaseCoder):
     name = "codex"
     binary = "codex"
     verified = True
@@ -197,14 +178,14 @@ class CodexCoder:
     mock_handler = "coders.mock.openai:OpenAIHandler"
     base_url_env = "OPENAI_BASE_URL"
     key_env = "OPENAI_API_KEY"
+    credential_env = CREDENTIAL_ENV
 
     def command(self, spec: RunSpec) -> Command:
         argv = [self.binary, "exec", "--json", "--skip-git-repo-check"]
         argv += _permission_flags(spec.permission_mode)
         argv += ["-C", str(spec.workdir)]
-        result_dir = spec.result_file.parent
-        if not result_dir.is_relative_to(spec.workdir):
-            argv += ["--add-dir", str(result_dir)]
+        if spec.outside_result_dir is not None:
+            argv += ["--add-dir", str(spec.outside_result_dir)]
         argv += ["-m", spec.model or self.default_model]
         for setting in _settings(spec):
             argv += ["-c", setting]
@@ -216,7 +197,7 @@ class CodexCoder:
         if spec.config_dir is not None:
             env["CODEX_HOME"] = str(spec.config_dir)
             files[spec.config_dir / "config.toml"] = CONFIG_TOML  # Codex needs the dir to exist
-        return Command(argv=argv, env=env, unset_env=_unset(spec), files=files)
+        return Command(argv=argv, env=env, unset_env=self.unset_credentials(spec), files=files)
 
     def parser(self, spec: RunSpec | None = None) -> CodexParser:
         """A parser; with the attempt's spec it knows the model and the thread's earlier usage."""
@@ -227,6 +208,18 @@ class CodexCoder:
             Usage.from_dict(previous) if isinstance(previous, dict) else None,
             spec.model or self.default_model,
         )
+
+    def side_events(self, spec: RunSpec, session_id: str) -> list[Event]:
+        """The account's rate-limit windows, as the thread's rollout file last recorded them."""
+        return rate_limit_events(codex_home(spec), session_id)
+
+
+def codex_home(spec: RunSpec) -> Path:
+    """Where Codex keeps the attempt's state: the account's dir, else CODEX_HOME, else ~/.codex."""
+    if spec.config_dir is not None:
+        return spec.config_dir
+    home = spec.account_env.get("CODEX_HOME") or os.environ.get("CODEX_HOME")
+    return Path(home) if home else Path.home() / ".codex"
 
 
 def _permission_flags(mode: str) -> list[str]:
@@ -259,20 +252,13 @@ def _settings(spec: RunSpec) -> list[str]:
     return settings
 
 
-def _unset(spec: RunSpec) -> list[str]:
-    """An account that brings its own key must not mix with an inherited one."""
-    if not any(name in spec.account_env for name in CREDENTIAL_ENV):
-        return []
-    return [name for name in CREDENTIAL_ENV if name not in spec.account_env]
-
-
 def _tool_call(item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The tool name and input fleet shows for a Codex tool item."""
     item_type = item.get("type")
     if item_type == "command_execution":
         return "shell", {"command": item.get("command")}
     if item_type == "file_change":
-        return "apply_patch", {"changes": _dicts(item.get("changes"))}
+        return "apply_patch", {"changes": as_dicts(item.get("changes"))}
     if item_type == "mcp_tool_call":
         name = f"{item.get('server', '')}/{item.get('tool', '')}"
         arguments = item.get("arguments")
@@ -289,7 +275,7 @@ def _tool_result(item: dict[str, Any]) -> tuple[str, bool]:
         code = item.get("exit_code")
         return str(item.get("aggregated_output") or ""), failed or (code not in (0, None))
     if item_type == "file_change":
-        changes = _dicts(item.get("changes"))
+        changes = as_dicts(item.get("changes"))
         return "\n".join(f"{c.get('kind', '')} {c.get('path', '')}" for c in changes), failed
     if item_type == "mcp_tool_call":
         error = item.get("error")

@@ -29,8 +29,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from coders.base import Command, Event, EventKind, Outcome, RateLimit, RunSpec, Usage, Verdict
-from coders.plan import PlanTracker
+from coders.base import (
+    BaseCoder,
+    Command,
+    Event,
+    EventKind,
+    Outcome,
+    RateLimit,
+    RunSpec,
+    Usage,
+    Verdict,
+    exit_reason,
+)
+from coders.jsonlines import JsonLinesParser, as_dict, as_dicts, count
 
 APPROVAL_MODES = ("yolo", "auto_edit", "default", "plan")
 TMP_README = "Temporary files of one attempt's agent (its TMPDIR), removed with the attempt.\n"
@@ -52,30 +63,16 @@ AUTH_METHOD_FIX = (
 )
 
 
-class GeminiParser:
+class GeminiParser(JsonLinesParser):
     def __init__(self) -> None:
-        self.usage = Usage()
-        self.session_id = ""
-        self.plan = ""
-        self._plan = PlanTracker()
+        super().__init__()
         self._pending = ""  # assistant text not yet ended by a newline
         self._message = ""  # the assistant message being streamed
         self._answer: list[str] = []  # assistant text since the last tool call
         self._result: dict[str, Any] | None = None
         self._error = ""  # the last error the CLI reported
 
-    def feed(self, line: str) -> list[Event]:
-        try:
-            data = json.loads(line)
-        except ValueError:
-            return [Event(EventKind.OTHER, text=line)]
-        if not isinstance(data, dict):
-            return [Event(EventKind.OTHER, text=line)]
-        events = self._line(data)
-        self.plan = self._plan.plan
-        return events
-
-    def _line(self, data: dict[str, Any]) -> list[Event]:
+    def line(self, data: dict[str, Any]) -> list[Event]:
         kind = str(data.get("type") or "")
         if kind == "message" and data.get("role") == "assistant":
             return self._delta(str(data.get("content") or ""))
@@ -113,21 +110,17 @@ class GeminiParser:
         """Ends the current assistant message: its rest is shown, its whole counts for the plan."""
         text, self._pending = self._pending, ""
         if self._message:
-            self._plan.text(self._message)
+            self.tracker.text(self._message)
             self._message = ""
         return [Event(EventKind.TEXT, text=text)] if text.strip() else []
 
     def _tool_use(self, data: dict[str, Any]) -> Event:
         self._answer = []
         name = str(data.get("tool_name") or "")
-        params = data.get("parameters")
-        params = params if isinstance(params, dict) else {}
-        entries = params.get("todos")
-        entries = entries if isinstance(entries, list) else []
-        todos = [
-            {"content": str(t.get("description") or "")} for t in entries if isinstance(t, dict)
-        ]
-        self._plan.tool({"todos": todos}, is_todo=name == "write_todos")
+        params = as_dict(data.get("parameters"))
+        entries = as_dicts(params.get("todos"))
+        todos = [{"content": str(t.get("description") or "")} for t in entries]
+        self.tracker.tool({"todos": todos}, is_todo=name == "write_todos")
         return Event(EventKind.TOOL_USE, tool=name, tool_input=params)
 
     @staticmethod
@@ -144,7 +137,7 @@ class GeminiParser:
         stats = data.get("stats")
         if isinstance(stats, dict):
             self.usage = _usage(stats, self.usage.model)
-        events = [Event(EventKind.USAGE, usage=Usage.from_dict(self.usage.to_dict()))]
+        events = [self.usage_event()]
         error = data.get("error")
         if data.get("status") == "success":
             return [*events, Event(EventKind.RESULT, text="".join(self._answer).strip())]
@@ -170,7 +163,7 @@ def verdict_for(message: str, exit_code: int, now: float) -> Verdict:
         return Verdict(Outcome.AUTH_ERROR, AUTH_METHOD_FIX)
     if exit_code == EXIT_TURN_LIMIT:
         return Verdict(Outcome.MAX_TURNS, message or "gemini reached its session turn limit")
-    reason = message or f"gemini exited {exit_code}" + (
+    reason = message or exit_reason("gemini", exit_code) + (
         " without a result" if exit_code == 0 else ""
     )
     if exit_code in EXIT_OVERLOADED or CAPACITY.search(message):
@@ -181,7 +174,7 @@ def verdict_for(message: str, exit_code: int, now: float) -> Verdict:
     if exit_code in EXIT_AUTH or AUTH.search(message):
         return Verdict(Outcome.AUTH_ERROR, reason)
     if exit_code < 0:
-        return Verdict(Outcome.FAILURE, f"gemini was killed by signal {-exit_code}")
+        return Verdict(Outcome.FAILURE, exit_reason("gemini", exit_code))
     return Verdict(Outcome.FAILURE, reason)
 
 
@@ -199,9 +192,9 @@ def _limit(message: str, exit_code: int | None, now: float) -> RateLimit | None:
 
 
 def _usage(stats: dict[str, Any], model: str) -> Usage:
-    prompt, cached = _count(stats.get("input_tokens")), _count(stats.get("cached"))
-    output = _count(stats.get("output_tokens"))
-    thoughts = max(0, _count(stats.get("total_tokens")) - prompt - output)
+    prompt, cached = count(stats.get("input_tokens")), count(stats.get("cached"))
+    output = count(stats.get("output_tokens"))
+    thoughts = max(0, count(stats.get("total_tokens")) - prompt - output)
     by_model = stats.get("models")
     models = list(by_model) if isinstance(by_model, dict) else []
     return Usage(
@@ -213,11 +206,7 @@ def _usage(stats: dict[str, Any], model: str) -> Usage:
     )
 
 
-def _count(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
-
-
-class GeminiCoder:
+class GeminiCoder(BaseCoder):
     name = "gemini"
     binary = "gemini"
     verified = True
@@ -226,18 +215,20 @@ class GeminiCoder:
     mock_handler = "coders.mock.gemini:GeminiHandler"
     base_url_env = "GOOGLE_GEMINI_BASE_URL"
     key_env = "GEMINI_API_KEY"
+    credential_env = CREDENTIAL_ENV
 
     def command(self, spec: RunSpec) -> Command:
         env = {"GEMINI_TELEMETRY_ENABLED": "false", **spec.account_env}
         files: dict[Path, str] = {}
-        result_dir = spec.result_file.parent
-        if not result_dir.is_relative_to(spec.workdir):
+        result_dir = spec.outside_result_dir
+        if result_dir is not None:
             env["TMPDIR"] = str(result_dir / "tmp")
             files[result_dir / "tmp" / "README"] = TMP_README
         if spec.config_dir is not None:
             env["GEMINI_CLI_HOME"] = str(spec.config_dir)
             files[spec.config_dir / ".gemini" / "settings.json"] = settings_json(spec)
-        return Command(argv=self._argv(spec), env=env, unset_env=_unset(spec), files=files)
+        unset = self.unset_credentials(spec)
+        return Command(argv=self._argv(spec), env=env, unset_env=unset, files=files)
 
     def _argv(self, spec: RunSpec) -> list[str]:
         mode = spec.permission_mode or APPROVAL_MODES[0]
@@ -246,17 +237,13 @@ class GeminiCoder:
             raise ValueError(f"unknown gemini approval mode {mode!r} (known: {known})")
         argv = [self.binary, "--output-format", "stream-json", "--approval-mode", mode]
         argv += ["--skip-trust", "-m", spec.model or self.default_model]
-        result_dir = spec.result_file.parent
-        if not result_dir.is_relative_to(spec.workdir):
-            argv += ["--include-directories", str(result_dir)]
+        if spec.outside_result_dir is not None:
+            argv += ["--include-directories", str(spec.outside_result_dir)]
         if spec.resume_session:
             argv += ["--resume", spec.resume_session]
-        prompt = spec.prompt
-        if spec.system_prompt:
-            prompt = f"{spec.system_prompt.rstrip()}\n\n{prompt}"
-        return [*argv, f"--prompt={prompt}"]
+        return [*argv, f"--prompt={spec.handbook_and_prompt()}"]
 
-    def parser(self) -> GeminiParser:
+    def parser(self, spec: RunSpec | None = None) -> GeminiParser:
         return GeminiParser()
 
 
@@ -274,10 +261,3 @@ def settings_json(spec: RunSpec) -> str:
     if "GOOGLE_GEMINI_BASE_URL" in spec.account_env:
         settings["security"] = {"auth": {"selectedType": "gemini-api-key"}}
     return json.dumps(settings, indent=2) + "\n"
-
-
-def _unset(spec: RunSpec) -> list[str]:
-    """An account that brings its own credential must not mix with an inherited one."""
-    if not any(name in spec.account_env for name in CREDENTIAL_ENV):
-        return []
-    return [name for name in CREDENTIAL_ENV if name not in spec.account_env]

@@ -19,37 +19,38 @@ import json
 from pathlib import Path
 from typing import Any
 
-from coders.base import Command, Event, EventKind, Outcome, RateLimit, RunSpec, Usage, Verdict
-from coders.plan import PlanTracker
+from coders.base import (
+    BaseCoder,
+    Command,
+    Event,
+    EventKind,
+    Outcome,
+    RateLimit,
+    RunSpec,
+    Verdict,
+    exit_reason,
+)
+from coders.jsonlines import JsonLinesParser, as_dict, count, number
 
 EDIT_TOOLS = frozenset({"write", "edit", "patch", "multiedit"})
 UNIFIED_RESET = "anthropic-ratelimit-unified-reset"
 PERMISSION_MODES = {"": [], "acceptEdits": [], "bypassPermissions": ["--auto"]}
 
 
-class OpencodeParser:
+class OpencodeParser(JsonLinesParser):
     def __init__(self) -> None:
-        self.usage = Usage()
-        self.session_id = ""
-        self.plan = ""
-        self._plan = PlanTracker()
+        super().__init__()
         self._error: dict[str, Any] | None = None
         self._error_time: float | None = None
         self._denied = ""
         self._finished_steps = 0
         self._last_reason = ""
 
-    def feed(self, line: str) -> list[Event]:
-        try:
-            data = json.loads(line)
-        except ValueError:
-            return [Event(EventKind.OTHER, text=line)]
-        if not isinstance(data, dict):
-            return [Event(EventKind.OTHER, text=line)]
+    def line(self, data: dict[str, Any]) -> list[Event]:
         events = self._session(data)
-        kind, part = data.get("type"), _dict(data.get("part"))
+        kind, part = data.get("type"), as_dict(data.get("part"))
         if kind == "text":
-            self._plan.text(str(part.get("text") or ""))
+            self.tracker.text(str(part.get("text") or ""))
             events.append(Event(EventKind.TEXT, text=str(part.get("text") or "")))
         elif kind == "tool_use":
             events += self._tool(part)
@@ -59,7 +60,6 @@ class OpencodeParser:
             events += self._error_line(data)
         else:
             events.append(Event(EventKind.OTHER, text=str(kind or "")))
-        self.plan = self._plan.plan
         return events
 
     def _session(self, data: dict[str, Any]) -> list[Event]:
@@ -71,9 +71,9 @@ class OpencodeParser:
 
     def _tool(self, part: dict[str, Any]) -> list[Event]:
         tool = str(part.get("tool") or "")
-        state = _dict(part.get("state"))
-        tool_input = _dict(state.get("input"))
-        self._plan.tool(tool_input, is_todo=tool == "todowrite")
+        state = as_dict(part.get("state"))
+        tool_input = as_dict(state.get("input"))
+        self.tracker.tool(tool_input, is_todo=tool == "todowrite")
         failed = state.get("status") == "error"
         output = str(state.get("error") if failed else state.get("output") or "")
         if failed and tool in EDIT_TOOLS and "permission" in output and not self._denied:
@@ -85,22 +85,23 @@ class OpencodeParser:
         ]
 
     def _step_finish(self, part: dict[str, Any]) -> Event:
-        tokens = _dict(part.get("tokens"))
-        cache = _dict(tokens.get("cache"))
+        tokens = as_dict(part.get("tokens"))
+        cache = as_dict(tokens.get("cache"))
         usage = self.usage
-        usage.input_tokens += int(tokens.get("input") or 0)
-        usage.output_tokens += int(tokens.get("output") or 0)
-        usage.reasoning_tokens += int(tokens.get("reasoning") or 0)
-        usage.cache_read_tokens += int(cache.get("read") or 0)
-        usage.cache_write_tokens += int(cache.get("write") or 0)
-        if isinstance(part.get("cost"), int | float):
-            usage.cost_usd = (usage.cost_usd or 0.0) + float(part["cost"])
+        usage.input_tokens += count(tokens.get("input"))
+        usage.output_tokens += count(tokens.get("output"))
+        usage.reasoning_tokens += count(tokens.get("reasoning"))
+        usage.cache_read_tokens += count(cache.get("read"))
+        usage.cache_write_tokens += count(cache.get("write"))
+        cost = number(part.get("cost"))
+        if cost is not None:
+            usage.cost_usd = (usage.cost_usd or 0.0) + cost
         self._finished_steps += 1
         self._last_reason = str(part.get("reason") or "")
-        return Event(EventKind.USAGE, usage=Usage.from_dict(usage.to_dict()))
+        return self.usage_event()
 
     def _error_line(self, data: dict[str, Any]) -> list[Event]:
-        error = self._error = _dict(data.get("error"))
+        error = self._error = as_dict(data.get("error"))
         if isinstance(data.get("timestamp"), int | float):
             self._error_time = float(data["timestamp"]) / 1000
         info = _error_info(error)
@@ -112,7 +113,7 @@ class OpencodeParser:
 
     def _resets_at(self) -> float | None:
         """When the refusing server said to come back: its unified reset, else its retry-after."""
-        headers = _dict(_dict(_dict(self._error).get("data")).get("responseHeaders"))
+        headers = as_dict(as_dict(as_dict(self._error).get("data")).get("responseHeaders"))
         for name, value in headers.items():
             if name.lower() == UNIFIED_RESET:
                 return _float(value)
@@ -127,8 +128,7 @@ class OpencodeParser:
         if self._denied:
             return Verdict(Outcome.FAILURE, self._denied)
         if exit_code != 0:
-            how = f"was killed by signal {-exit_code}" if exit_code < 0 else f"exited {exit_code}"
-            return Verdict(Outcome.FAILURE, f"opencode {how}")
+            return Verdict(Outcome.FAILURE, exit_reason("opencode", exit_code))
         if self._finished_steps == 0:
             return Verdict(Outcome.FAILURE, "opencode exited 0 without finishing a step")
         if self._last_reason == "tool-calls":
@@ -147,7 +147,7 @@ class OpencodeParser:
         return Verdict(Outcome.FAILURE, f"{name}: {message}" if name else message)
 
 
-class OpencodeCoder:
+class OpencodeCoder(BaseCoder):
     name = "opencode"
     binary = "opencode"
     verified = True
@@ -177,7 +177,7 @@ class OpencodeCoder:
             env |= xdg_dirs(spec.config_dir)
         return Command(argv=argv, env=env | spec.account_env)
 
-    def parser(self) -> OpencodeParser:
+    def parser(self, spec: RunSpec | None = None) -> OpencodeParser:
         return OpencodeParser()
 
 
@@ -212,17 +212,13 @@ def xdg_dirs(config_dir: Path) -> dict[str, str]:
 
 
 def _error_info(error: dict[str, Any]) -> dict[str, Any]:
-    data = _dict(error.get("data"))
+    data = as_dict(error.get("data"))
     status = data.get("statusCode")
     return {
         "name": str(error.get("name") or ""),
         "status": status if isinstance(status, int) else None,
         "message": str(data.get("message") or error.get("message") or error.get("name") or ""),
     }
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _float(value: Any) -> float | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coders.base import Command, Event, EventKind, Outcome, RunSpec, Usage, Verdict
+from coders.base import BaseCoder, Command, Event, EventKind, Outcome, RunSpec, Usage, Verdict
 
 
 class ShellParser:
@@ -24,7 +24,7 @@ class ShellParser:
         return Verdict(Outcome.FAILURE, f"the command exited with {exit_code}")
 
 
-class ShellCoder:
+class ShellCoder(BaseCoder):
     name = "shell"
     binary = "sh"
     verified = True
@@ -38,5 +38,5 @@ class ShellCoder:
             )
         return Command(argv=["/bin/sh", "-c", spec.command])
 
-    def parser(self) -> ShellParser:
+    def parser(self, spec: RunSpec | None = None) -> ShellParser:
         return ShellParser()

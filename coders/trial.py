@@ -30,6 +30,14 @@ class Scratch:
 
     root: Path
 
+    @classmethod
+    def create(cls, root: Path) -> Scratch:
+        """The scratch tree under `root`, its directories made."""
+        scratch = cls(root)
+        for directory in (scratch.workdir, scratch.result_file.parent, scratch.home, scratch.tmp):
+            directory.mkdir(parents=True, exist_ok=True)
+        return scratch
+
     @property
     def workdir(self) -> Path:
         return self.root / "work"
@@ -71,9 +79,7 @@ class Scratch:
 @contextmanager
 def scratch_dir(prefix: str) -> Iterator[Scratch]:
     """A fresh scratch tree, removed afterwards with whatever the CLI left in it."""
-    scratch = Scratch(Path(tempfile.mkdtemp(prefix=prefix)))
-    for directory in (scratch.workdir, scratch.result_file.parent, scratch.home, scratch.tmp):
-        directory.mkdir(parents=True)
+    scratch = Scratch.create(Path(tempfile.mkdtemp(prefix=prefix)))
     try:
         yield scratch
     finally:
@@ -114,7 +120,7 @@ def run_attempt(
         raise FileNotFoundError(missing_cli(command.argv[0], coder.name))
     started = time.monotonic()
     exit_code, out, err, timed_out = _run([exe, *command.argv[1:]], env, spec.workdir, timeout)
-    parser = coder.parser()
+    parser = coder.parser(spec)
     lines = out.splitlines()
     events = [event for line in lines for event in parser.feed(line)]
     verdict = parser.finish(exit_code)

@@ -120,9 +120,8 @@ class Attempt:
             line = raw[:MAX_LINE].decode(errors="replace").rstrip("\r")
             for event in self.parser.feed(line):
                 self.events += 1
-                if event.kind == EventKind.RATE_LIMIT and event.limit is not None:
-                    if event.limit.utilization is not None:
-                        self.limit = event.limit
+                if event.limit is not None and event.limit.utilization is not None:
+                    self.limit = event.limit
                 text = render(event)
                 if text:
                     rendered.append(text)

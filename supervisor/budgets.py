@@ -157,12 +157,11 @@ def ceiling_reached(day: Day, account: str, account_cfg: Any, config: Any) -> st
         return f"budget: the fleet's daily_max_cost {config.daily_max_cost:g} USD is spent"
     if config.daily_max_tokens and day.total_tokens >= config.daily_max_tokens:
         return f"budget: the fleet's daily_max_tokens {config.daily_max_tokens} are used"
-    if account_cfg is not None:
-        if account_cfg.daily_max_cost and day.cost.get(account, 0.0) >= account_cfg.daily_max_cost:
-            return f"budget: account {account}'s daily_max_cost {account_cfg.daily_max_cost:g} USD is spent"
-        if (
-            account_cfg.daily_max_tokens
-            and day.tokens.get(account, 0) >= account_cfg.daily_max_tokens
-        ):
-            return f"budget: account {account}'s daily_max_tokens {account_cfg.daily_max_tokens} are used"
+    if account_cfg is None:
+        return ""
+    cost_cap, token_cap = account_cfg.daily_max_cost, account_cfg.daily_max_tokens
+    if cost_cap and day.cost.get(account, 0.0) >= cost_cap:
+        return f"budget: account {account}'s daily_max_cost {cost_cap:g} USD is spent"
+    if token_cap and day.tokens.get(account, 0) >= token_cap:
+        return f"budget: account {account}'s daily_max_tokens {token_cap} are used"
     return ""

@@ -107,7 +107,8 @@ def add(
     """Add (or replace) an account; a running supervisor uses it at its next tick.
 
     \b
-    fleet accounts add work --coder claude --config-dir ~/.claude-work --key-env ANTHROPIC_API_KEY_WORK
+    fleet accounts add work --coder claude --config-dir ~/.claude-work \\
+        --key-env ANTHROPIC_API_KEY_WORK
     """
     from supervisor.config import edit_entry
 

@@ -294,7 +294,10 @@ class Supervisor:
             )
             if ending.outcome == Outcome.RATE_LIMITED and self._other_account(attempt, task):
                 task.not_before = ""
-                task.status_reason = f"rate_limited on account {attempt.account}: {ending.reason}; moves to another account"
+                task.status_reason = (
+                    f"rate_limited on account {attempt.account}: {ending.reason};"
+                    " moves to another account"
+                )
             return True
 
         return Op(attempt.task_id, ending.outcome.value, change, files, ended=True)

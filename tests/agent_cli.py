@@ -1,132 +1,123 @@
-"""Running an agent CLI through its coder as the supervisor would, for the coder tests: the real
-CLIs (found with `clis.cli_bin`) against a mock model server, or a stand-in on a test's PATH."""
+"""What the coder and mock tests share: where the real agent CLIs are, running one through its
+coder against a mock model server (`coders.trial`, as `fleet coders check` does), the captured
+output of real runs (`tests/data/captures/`), and speaking HTTP to a mock.
+
+`scripts/install-agent-clis` links the CLIs into `$FLEET_CLI_CACHE/bin` (default
+`${XDG_CACHE_HOME:-~/.cache}/fleet/agent-clis/bin`). A missing CLI fails the test with the command
+that installs it: these tests run in CI, never skip. The user's home comes from the password
+database, since the tests' HOME is a scratch directory.
+"""
 
 from __future__ import annotations
 
+import json
 import os
-import signal
-import subprocess
-import time
-from dataclasses import dataclass, field
+import pwd
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from coders.base import Coder, Event, Parser, RunSpec, Verdict
+from coders.mock.base import Script
+from coders.trial import Attempt, Scratch, run_attempt
 
-KILL_GRACE = 5.0
+CAPTURES = Path(__file__).parent / "data" / "captures"
 
 
-@dataclass
-class Workspace:
-    """One attempt's directories: the working directory, the result file outside it, the account."""
+def cli_cache() -> Path:
+    cache = os.environ.get("FLEET_CLI_CACHE")
+    if cache:
+        return Path(cache)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path(pwd.getpwuid(os.getuid()).pw_dir, ".cache"))
+    return Path(xdg) / "fleet" / "agent-clis"
 
-    root: Path
 
-    def __post_init__(self) -> None:
-        for directory in (self.workdir, self.result_file.parent):
-            directory.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def workdir(self) -> Path:
-        return self.root / "work"
-
-    @property
-    def result_file(self) -> Path:
-        return self.root / "live" / "result.json"
-
-    @property
-    def config_dir(self) -> Path:
-        return self.root / "account"
-
-    def spec(self, account_env: dict[str, str], **fields: Any) -> RunSpec:
-        prompt = (
-            "Write hello.txt in your working directory, then write your result.\n"
-            f"Working directory: {self.workdir}\n"
-            f"Write your result as JSON to: {self.result_file}\n"
+def cli_bin(name: str) -> str:
+    """The bin directory holding CLI `name`; fails the test when it is not installed."""
+    bin_dir = cli_cache() / "bin"
+    if not os.access(bin_dir / name, os.X_OK):
+        pytest.fail(
+            f"the {name} CLI is not installed in {bin_dir}: run scripts/install-agent-clis {name}"
         )
-        return RunSpec(
-            task_id="fl-test",
-            attempt=1,
-            prompt=prompt,
-            workdir=self.workdir,
-            result_file=self.result_file,
-            config_dir=self.config_dir,
-            account_env=account_env,
-            **fields,
-        )
+    return str(bin_dir)
 
 
-@dataclass
-class Run:
-    exit_code: int
-    lines: list[str]
-    stderr: str
-    verdict: Verdict
-    parser: Parser
-    seconds: float
-    events: list[Event] = field(default_factory=list)
+def run(coder: Coder, spec: RunSpec, scratch: Scratch, bin_dir: str, timeout: float) -> Attempt:
+    """Run the coder for `spec` with `bin_dir` first on PATH; fails the test on a timeout."""
+    attempt = run_attempt(coder, spec, scratch, timeout, path=bin_dir)
+    if attempt.timed_out:
+        out = "\n".join(attempt.lines)[-2000:]
+        pytest.fail(f"{coder.name} ran past {timeout} s\nstdout: {out}\nstderr: {attempt.stderr}")
+    return attempt
 
 
-def run_coder(
-    coder: Coder,
-    spec: RunSpec,
-    parser: Parser | None = None,
-    *,
-    bin_dir: Path | str,
-    timeout: float = 60.0,
-    argv_tail: list[str] | None = None,
-) -> Run:
-    """Run the coder's command for `spec` as the supervisor would, and parse its output.
-
-    `argv_tail` is inserted before the command's final `--` (extra flags for a test).
-    """
-    command = coder.command(spec)
-    for path, text in command.files.items():
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    for name in command.unset_env:
-        env.pop(name, None)
-    env.update(command.env)
-    argv = list(command.argv)
-    if argv_tail:
-        cut = len(argv) - 1 - argv[::-1].index("--") if "--" in argv else len(argv)
-        argv[cut:cut] = argv_tail
-    started = time.monotonic()
-    exit_code, out, err = _spawn(argv, env, spec.workdir, timeout)
-    parser = parser or coder.parser()
-    lines = out.splitlines()
-    events = [event for line in lines for event in parser.feed(line)]
-    verdict = parser.finish(exit_code)
-    return Run(exit_code, lines, err, verdict, parser, time.monotonic() - started, events)
+def run_cli(
+    coder: Coder, scratch: Scratch, account_env: dict[str, str], timeout: float, **fields: Any
+) -> Attempt:
+    """Run the coder's real CLI for the scratch tree's task, with these account variables."""
+    spec = scratch.spec("fl-test", account_env, **fields)
+    return run(coder, spec, scratch, cli_bin(coder.binary), timeout)
 
 
-def _spawn(argv: list[str], env: dict[str, str], cwd: Path, timeout: float) -> tuple[int, str, str]:
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+def ok_script(**extra: object) -> Script:
+    """The successful script with a distinct number for every kind of token."""
+    return Script(
+        input_tokens=1000,
+        output_tokens=40,
+        cache_read_tokens=300,
+        cache_write_tokens=200,
+        extra=dict(extra),
+    )
+
+
+def tokens(parser: Parser, names: Iterable[str]) -> dict[str, int]:
+    """The parser's usage in the token fields `names` (e.g. the keys of a mock's usage)."""
+    return {name: getattr(parser.usage, name) for name in names}
+
+
+def capture(case: str, name: str = "stdout.jsonl") -> list[str]:
+    """The lines a real CLI printed in a captured run."""
+    return (CAPTURES / case / name).read_text().splitlines()
+
+
+def exit_code_of(case: str) -> int:
+    return int(json.loads((CAPTURES / case / "meta.json").read_text())["rc"])
+
+
+def feed(parser: Parser, lines: list[str]) -> list[Event]:
+    return [event for line in lines for event in parser.feed(line)]
+
+
+def replay(parser: Parser, lines: list[str], exit_code: int) -> tuple[list[Event], Verdict]:
+    """The events of `lines` and the verdict at `exit_code`."""
+    return feed(parser, lines), parser.finish(exit_code)
+
+
+def post_json(url: str, body: Any) -> tuple[int, dict[str, str], str]:
+    """POST `body` as JSON; the status, headers and text of the answer, errors included."""
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"content-type": "application/json"}, method="POST"
     )
     try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc.pid)
-        out, err = proc.communicate(timeout=KILL_GRACE)
-        pytest.fail(f"{argv[0]} ran past {timeout} s\nstdout: {out[-2000:]}\nstderr: {err[-2000:]}")
-    _kill_group(proc.pid)  # whatever the CLI left running in its session
-    return proc.returncode, out, err
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers.items()), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers.items()), error.read().decode()
 
 
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        return
+def sse(text: str) -> list[tuple[str | None, Any]]:
+    """Server-Sent Events as (event name or None, decoded data) pairs."""
+    events: list[tuple[str | None, Any]] = []
+    for chunk in text.strip().split("\n\n"):
+        name, data = None, None
+        for line in chunk.splitlines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                data = json.loads(line.removeprefix("data: "))
+        events.append((name, data))
+    return events

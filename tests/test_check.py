@@ -9,7 +9,7 @@ from typing import Any
 
 import psutil
 import pytest
-from clis import cli_bin
+from agent_cli import cli_bin
 from waiting import wait_for
 
 from coders.base import Outcome, Verdict
@@ -53,9 +53,8 @@ class InflatedHandler(AnthropicHandler):
     """Claims twice the tokens it reports, so the usage comparison must fail."""
 
     @staticmethod
-    def expected_usage(mock: MockServer) -> dict[str, int]:  # type: ignore[override]
-        n = len(mock.requests)
-        return {"input_tokens": 2000 * n, "output_tokens": 80 * n}
+    def usage_per_answer(script: Script) -> dict[str, int]:
+        return {"input_tokens": 2 * script.input_tokens, "output_tokens": 2 * script.output_tokens}
 
 
 class AlwaysAnswers(AnthropicHandler):

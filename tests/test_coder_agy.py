@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from agent_cli import Workspace, run_coder
+from agent_cli import run
 
-from coders import get
 from coders.agy import AgyCoder, AgyParser
 from coders.base import EventKind, Outcome, Verdict
+from coders.trial import Scratch
 
 FAKE_AGY = '''#!{python}
 """A stand-in for agy's print mode: checks its flags, then does what FAKE_AGY_MODE says."""
@@ -61,21 +61,15 @@ def fake_agy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return argv_file
 
 
-def test_registry_gives_an_unverified_agy() -> None:
-    coder = get("agy")
-    assert isinstance(coder, AgyCoder)
-    assert not coder.verified and coder.needs_result and coder.default_model == ""
-
-
 def test_a_run_writes_the_files_and_states_its_plan(tmp_path: Path, fake_agy: Path) -> None:
-    work = Workspace(tmp_path / "run")
-    spec = work.spec({}, system_prompt="You are the builder.")
-    run = run_coder(AgyCoder(), spec, bin_dir=tmp_path / "bin", timeout=20)
-    assert run.verdict == Verdict(Outcome.SUCCESS)
+    work = Scratch.create(tmp_path / "run")
+    spec = work.spec("fl-test", {}, system_prompt="You are the builder.")
+    attempt = run(AgyCoder(), spec, work, str(tmp_path / "bin"), timeout=20)
+    assert attempt.verdict == Verdict(Outcome.SUCCESS)
     assert (work.workdir / "hello.txt").read_text() == "hello from agy\n"
     assert json.loads(work.result_file.read_text())["status"] == "done"
-    assert run.parser.plan == "1. Write hello.txt"
-    assert [e.text for e in run.events if e.kind == EventKind.TEXT][-1] == "Done."
+    assert attempt.parser.plan == "1. Write hello.txt"
+    assert [e.text for e in attempt.events if e.kind == EventKind.TEXT][-1] == "Done."
     called = json.loads(fake_agy.read_text())
     argv = called["argv"]
     assert argv[argv.index("--print-timeout") + 1] == "24h"
@@ -91,20 +85,20 @@ def test_a_failed_run_is_classified_by_its_last_lines(
     tmp_path: Path, fake_agy: Path, monkeypatch: pytest.MonkeyPatch, mode: str, outcome: Outcome
 ) -> None:
     monkeypatch.setenv("FAKE_AGY_MODE", mode)
-    work = Workspace(tmp_path / "run")
-    run = run_coder(AgyCoder(), work.spec({}), bin_dir=tmp_path / "bin", timeout=20)
-    assert run.exit_code == 1
-    assert run.verdict.outcome == outcome
-    assert run.verdict.reason.startswith("agy exited 1: Error:")
+    work = Scratch.create(tmp_path / "run")
+    attempt = run(AgyCoder(), work.spec("fl-test", {}), work, str(tmp_path / "bin"), timeout=20)
+    assert attempt.exit_code == 1
+    assert attempt.verdict.outcome == outcome
+    assert attempt.verdict.reason.startswith("agy exited 1: Error:")
     assert not work.result_file.exists()
 
 
 def test_resume_names_the_conversation(tmp_path: Path, fake_agy: Path) -> None:
-    work = Workspace(tmp_path / "run")
-    spec = work.spec({}, resume_session="conv-7", options={"print_timeout": "90m"})
+    work = Scratch.create(tmp_path / "run")
+    spec = work.spec("fl-test", {}, resume_session="conv-7", options={"print_timeout": "90m"})
     spec.result_file = work.workdir / "result.json"
-    run = run_coder(AgyCoder(), spec, bin_dir=tmp_path / "bin", timeout=20)
-    assert run.verdict.outcome == Outcome.SUCCESS
+    attempt = run(AgyCoder(), spec, work, str(tmp_path / "bin"), timeout=20)
+    assert attempt.verdict.outcome == Outcome.SUCCESS
     argv = json.loads(fake_agy.read_text())["argv"]
     assert argv[argv.index("--conversation") + 1] == "conv-7"
     assert argv[argv.index("--print-timeout") + 1] == "90m"
@@ -112,11 +106,11 @@ def test_resume_names_the_conversation(tmp_path: Path, fake_agy: Path) -> None:
 
 
 def test_a_model_or_permission_mode_it_cannot_honour_is_refused(tmp_path: Path) -> None:
-    work = Workspace(tmp_path)
+    work = Scratch.create(tmp_path)
     with pytest.raises(ValueError, match="agy has no model flag"):
-        AgyCoder().command(work.spec({}, model="gemini-3-pro"))
+        AgyCoder().command(work.spec("fl-test", {}, model="gemini-3-pro"))
     with pytest.raises(ValueError, match="only with --dangerously-skip-permissions"):
-        AgyCoder().command(work.spec({}, permission_mode="default"))
+        AgyCoder().command(work.spec("fl-test", {}, permission_mode="default"))
 
 
 def test_failures_the_parser_tells_apart() -> None:

@@ -4,28 +4,25 @@ against the Anthropic mock (`cli` tests)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clis import cli_bin
+from agent_cli import capture, ok_script, replay, run_cli, tokens
 
 from coders.base import EventKind, Outcome, RunSpec, first_plan_text
 from coders.claude import ClaudeCoder, ClaudeParser
-from coders.mock.anthropic import AnthropicHandler, expected_usage
+from coders.mock.anthropic import AnthropicHandler
 from coders.mock.base import HELLO_NAME, HELLO_TEXT, PLAN_TEXT, MockServer, Script
-from coders.trial import Attempt, Scratch, run_attempt, scratch_dir
+from coders.trial import Attempt, Scratch
 
-CAPTURES = Path(__file__).parent / "data" / "captures"
 CAPTURE_PLAN = "Plan:\n1. Create the file hello.txt with the requested content.\n2. Report back."
 KEY = "sk-ant-test-key"
 
 
 def parse(case: str, exit_code: int, name: str = "stdout.jsonl") -> tuple[ClaudeParser, list]:
     parser = ClaudeParser()
-    lines = (CAPTURES / case / name).read_text().splitlines()
-    events = [event for line in lines for event in parser.feed(line)]
-    return parser, [*events, parser.finish(exit_code)]
+    events, verdict = replay(parser, capture(case, name), exit_code)
+    return parser, [*events, verdict]
 
 
 def kinds(events: list) -> list[EventKind]:
@@ -223,60 +220,29 @@ def test_command_options(tmp_path: Path) -> None:
 # -- the real CLI against the mock ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def bin_dir() -> str:
-    return cli_bin("claude")
-
-
 @pytest.fixture
-def scratch() -> Iterator[Scratch]:
-    with scratch_dir("fleet-test-claude-") as made:
-        yield made
+def scratch(tmp_path: Path) -> Scratch:
+    return Scratch.create(tmp_path)
 
 
 def run_claude(
-    bin_dir: str,
-    scratch: Scratch,
-    mock: MockServer,
-    key_env: str = "ANTHROPIC_API_KEY",
-    **fields: object,
+    scratch: Scratch, mock: MockServer, key_env: str = "ANTHROPIC_API_KEY", **fields: object
 ) -> Attempt:
     env = {"ANTHROPIC_BASE_URL": mock.url, key_env: KEY}
-    spec = scratch.spec("fl-test", env, **fields)
-    return run_attempt(ClaudeCoder(), spec, scratch, timeout=30, path=bin_dir)
-
-
-def ok_script(**extra: object) -> Script:
-    return Script(
-        input_tokens=1000,
-        output_tokens=40,
-        cache_read_tokens=300,
-        cache_write_tokens=200,
-        extra=dict(extra),
-    )
-
-
-def usage_of(attempt: Attempt) -> dict[str, int]:
-    usage = attempt.parser.usage
-    return {
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cache_read_tokens": usage.cache_read_tokens,
-        "cache_write_tokens": usage.cache_write_tokens,
-    }
+    return run_cli(ClaudeCoder(), scratch, env, timeout=30, **fields)
 
 
 @pytest.mark.cli
-def test_cli_ok(bin_dir: str, scratch: Scratch) -> None:
+def test_cli_ok(scratch: Scratch) -> None:
     with MockServer(AnthropicHandler, ok_script()) as mock:
-        attempt = run_claude(bin_dir, scratch, mock, system_prompt="- Handbook: be brief.")
+        attempt = run_claude(scratch, mock, system_prompt="- Handbook: be brief.")
         assert attempt.verdict.outcome == Outcome.SUCCESS, attempt.stderr
         assert (scratch.workdir / HELLO_NAME).read_text() == HELLO_TEXT
         assert json.loads(scratch.result_file.read_text())["status"] == "done"
         assert len(mock.requests) == 3
         assert (
-            usage_of(attempt)
-            == expected_usage(mock)
+            tokens(attempt.parser, mock.expected_usage())
+            == mock.expected_usage()
             == {
                 "input_tokens": 3000,
                 "output_tokens": 120,
@@ -295,9 +261,9 @@ def test_cli_ok(bin_dir: str, scratch: Scratch) -> None:
 
 
 @pytest.mark.cli
-def test_cli_may_run_commands(bin_dir: str, scratch: Scratch) -> None:
+def test_cli_may_run_commands(scratch: Scratch) -> None:
     with MockServer(AnthropicHandler, ok_script(write_with="shell")) as mock:
-        attempt = run_claude(bin_dir, scratch, mock)
+        attempt = run_claude(scratch, mock)
     assert next(e.tool for e in attempt.events if e.kind == EventKind.TOOL_USE) == "Bash"
     assert attempt.verdict.outcome == Outcome.SUCCESS
     assert (scratch.workdir / HELLO_NAME).read_text() == HELLO_TEXT
@@ -313,12 +279,10 @@ def test_cli_may_run_commands(bin_dir: str, scratch: Scratch) -> None:
         ("overloaded", "ANTHROPIC_API_KEY", Outcome.OVERLOADED),
     ],
 )
-def test_cli_limits(
-    bin_dir: str, scratch: Scratch, mode: str, key_env: str, outcome: Outcome
-) -> None:
+def test_cli_limits(scratch: Scratch, mode: str, key_env: str, outcome: Outcome) -> None:
     script = Script(mode=mode, resets_at=1900000000)
     with MockServer(AnthropicHandler, script) as mock:
-        attempt = run_claude(bin_dir, scratch, mock, key_env=key_env)
+        attempt = run_claude(scratch, mock, key_env=key_env)
         assert len(mock.requests) <= 2  # CLAUDE_CODE_MAX_RETRIES=1
     assert attempt.exit_code == 1
     assert attempt.verdict.outcome == outcome, attempt.verdict.reason
@@ -327,10 +291,10 @@ def test_cli_limits(
 
 
 @pytest.mark.cli
-def test_cli_usage_warning(bin_dir: str, scratch: Scratch) -> None:
+def test_cli_usage_warning(scratch: Scratch) -> None:
     script = Script(mode="warn", resets_at=1900000000, utilization=0.95)
     with MockServer(AnthropicHandler, script) as mock:
-        attempt = run_claude(bin_dir, scratch, mock, key_env="CLAUDE_CODE_OAUTH_TOKEN")
+        attempt = run_claude(scratch, mock, key_env="CLAUDE_CODE_OAUTH_TOKEN")
         assert mock.requests[0].headers["Authorization"] == f"Bearer {KEY}"
     limits = [e.limit for e in attempt.events if e.kind == EventKind.RATE_LIMIT]
     assert [(lim.status, lim.window, lim.utilization, lim.resets_at) for lim in limits] == [
@@ -340,20 +304,20 @@ def test_cli_usage_warning(bin_dir: str, scratch: Scratch) -> None:
 
 
 @pytest.mark.cli
-def test_cli_max_turns(bin_dir: str, scratch: Scratch) -> None:
+def test_cli_max_turns(scratch: Scratch) -> None:
     with MockServer(AnthropicHandler, ok_script()) as mock:
-        attempt = run_claude(bin_dir, scratch, mock, options={"max_turns": 1})
+        attempt = run_claude(scratch, mock, options={"max_turns": 1})
     assert attempt.verdict.outcome == Outcome.MAX_TURNS
     assert attempt.verdict.reason == "Reached maximum number of turns (1)"
 
 
 @pytest.mark.cli
-def test_cli_resume_continues_the_session(bin_dir: str, scratch: Scratch) -> None:
+def test_cli_resume_continues_the_session(scratch: Scratch) -> None:
     with MockServer(AnthropicHandler, ok_script()) as mock:
-        first = run_claude(bin_dir, scratch, mock, options={"max_turns": 1})
+        first = run_claude(scratch, mock, options={"max_turns": 1})
         assert first.verdict.outcome == Outcome.MAX_TURNS
         session = first.parser.session_id
-        second = run_claude(bin_dir, scratch, mock, resume_session=session)
+        second = run_claude(scratch, mock, resume_session=session)
         resumed = mock.requests[1].body["messages"]
     assert second.verdict.outcome == Outcome.SUCCESS, second.verdict.reason
     assert second.parser.session_id == session

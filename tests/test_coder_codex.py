@@ -10,49 +10,33 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from agent_cli import Run, Workspace, run_coder
-from clis import cli_bin
+from agent_cli import capture, exit_code_of, feed, replay, run_cli, tokens
 
-from coders import get
-from coders.base import EventKind, Outcome, RunSpec, Usage, Verdict
+from coders.base import Command, EventKind, Outcome, RunSpec, Usage, Verdict
 from coders.codex import MAX_RETRIES, CodexCoder, CodexParser, toml_string
 from coders.codex_errors import reset_at, verdict_for
 from coders.mock.base import HELLO_NAME, HELLO_TEXT, PLAN_TEXT, MockServer, Script
-from coders.mock.openai import OpenAIHandler, expected_usage
+from coders.mock.openai import OpenAIHandler
+from coders.trial import Attempt, Scratch
 
-CAPTURES = Path(__file__).parent / "data" / "captures"
 PLAN = "1. Write hello.txt\n2. Write the result file"
 
 
-def spec_for(tmp_path: Path, **fields: object) -> RunSpec:
-    return Workspace(tmp_path).spec({"OPENAI_API_KEY": "sk-test"}, **fields)
+def spec_for(
+    tmp_path: Path, account_env: dict[str, str] | None = None, **fields: object
+) -> RunSpec:
+    account = account_env or {"OPENAI_API_KEY": "sk-test"}
+    return Scratch.create(tmp_path).spec("fl-test", account, **fields)
 
 
 def parse(
     lines: list[str], exit_code: int, parser: CodexParser | None = None
 ) -> tuple[CodexParser, Verdict]:
     parser = parser or CodexParser()
-    for line in lines:
-        parser.feed(line)
-    return parser, parser.finish(exit_code)
-
-
-def capture(case: str, name: str = "stdout.jsonl") -> list[str]:
-    return (CAPTURES / case / name).read_text().splitlines()
-
-
-def exit_code_of(case: str) -> int:
-    return int(json.loads((CAPTURES / case / "meta.json").read_text())["rc"])
+    return parser, replay(parser, lines, exit_code)[1]
 
 
 # -- the command -------------------------------------------------------------------------------
-
-
-def test_registry_gives_the_codex_coder() -> None:
-    coder = get("codex")
-    assert isinstance(coder, CodexCoder)
-    assert (coder.name, coder.binary, coder.default_model) == ("codex", "codex", "gpt-5.5")
-    assert coder.verified and coder.needs_result
 
 
 def test_command_runs_exec_in_the_workdir_with_the_result_dir_writable(tmp_path: Path) -> None:
@@ -68,7 +52,8 @@ def test_command_runs_exec_in_the_workdir_with_the_result_dir_writable(tmp_path:
     settings = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-c"]
     assert 'approval_policy="never"' in settings
     assert "analytics.enabled=false" in settings
-    account = Workspace(tmp_path).config_dir
+    account = spec.config_dir
+    assert account is not None
     assert command.env == {"OPENAI_API_KEY": "sk-test", "CODEX_HOME": str(account)}
     assert list(command.files) == [account / "config.toml"]
     assert not any(s.startswith("model_provider") for s in settings)
@@ -110,7 +95,8 @@ def test_an_unknown_permission_mode_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_base_url_becomes_a_provider_with_capped_retries(tmp_path: Path) -> None:
-    spec = Workspace(tmp_path).spec(
+    spec = spec_for(
+        tmp_path,
         {"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "http://gw.example/v1"},
         options={"max_retries": 1},
     )
@@ -143,7 +129,7 @@ def test_toml_string_round_trips_every_character() -> None:
 
 
 def test_an_account_key_unsets_the_inherited_one_and_is_the_providers(tmp_path: Path) -> None:
-    spec = Workspace(tmp_path).spec({"CODEX_API_KEY": "k", "OPENAI_BASE_URL": "http://gw/v1"})
+    spec = spec_for(tmp_path, {"CODEX_API_KEY": "k", "OPENAI_BASE_URL": "http://gw/v1"})
     command = CodexCoder().command(spec)
     assert command.unset_env == ["OPENAI_API_KEY"]
     assert any('env_key="CODEX_API_KEY"' in arg for arg in command.argv)
@@ -168,8 +154,7 @@ def test_parses_a_successful_run() -> None:
 
 
 def test_events_of_a_successful_run() -> None:
-    parser = CodexParser()
-    events = [e for line in capture("final-codex-ok") for e in parser.feed(line)]
+    events = feed(CodexParser(), capture("final-codex-ok"))
     kinds = [e.kind for e in events]
     assert kinds == [
         EventKind.SESSION,
@@ -187,7 +172,7 @@ def test_events_of_a_successful_run() -> None:
 
 def test_an_error_item_is_reported_but_not_a_failure() -> None:
     parser = CodexParser()
-    events = [e for line in capture("codex-ok") for e in parser.feed(line)]
+    events = feed(parser, capture("codex-ok"))
     errors = [e for e in events if e.kind == EventKind.ERROR]
     assert len(errors) == 1 and "Model metadata" in errors[0].text
     assert parser.finish(0).outcome == Outcome.SUCCESS
@@ -204,8 +189,7 @@ def test_a_usage_limit_is_rate_limited_until_the_time_it_names() -> None:
 
 
 def test_a_usage_limit_line_also_gives_a_rate_limit_event() -> None:
-    parser = CodexParser()
-    events = [e for line in capture("codex-usage_limit") for e in parser.feed(line)]
+    events = feed(CodexParser(), capture("codex-usage_limit"))
     limits = [e.limit for e in events if e.kind == EventKind.RATE_LIMIT and e.limit]
     assert limits and {lim.kind for lim in limits} == {"usage_limit"}
     assert all(lim.status == "rejected" and lim.resets_at for lim in limits)
@@ -234,8 +218,7 @@ def test_a_rate_limit_that_says_when_resets_then() -> None:
 
 
 def test_reconnect_lines_are_transient() -> None:
-    parser = CodexParser()
-    events = [e for line in capture("codex-rate_limit-defaultretries") for e in parser.feed(line)]
+    events = feed(CodexParser(), capture("codex-rate_limit-defaultretries"))
     retries = [e for e in events if e.text.startswith("Reconnecting...")]
     assert len(retries) == 5 and {e.kind for e in retries} == {EventKind.OTHER}
 
@@ -296,7 +279,7 @@ def test_other_item_types() -> None:
         item("completed", "agent_message", "a", text="Done."),
     ]
     parser = CodexParser()
-    events = [e for line in lines for e in parser.feed(line)]
+    events = feed(parser, lines)
     assert parser.plan == "- read the code\n- fix it"
     uses = [(e.tool, e.tool_input) for e in events if e.kind == EventKind.TOOL_USE]
     assert uses == [
@@ -330,6 +313,90 @@ def test_odd_lines_never_raise() -> None:
     assert parser.finish(2).reason == "codex exited 2 before starting (see stderr)"
     parser.feed('{"type": "turn.failed", "error": "a plain string"}')
     assert parser.finish(1) == Verdict(Outcome.FAILURE, "a plain string")
+
+
+# -- the rollout's rate limits -----------------------------------------------------------------
+
+THREAD = "01a2073b-7e8d-7231-8cd8-dcaff65cc7ad"
+
+
+def token_count(when: str, rate_limits: object) -> str:
+    payload = {"type": "token_count", "info": None, "rate_limits": rate_limits}
+    return json.dumps({"timestamp": when, "type": "event_msg", "payload": payload})
+
+
+def window(used: float, minutes: int, **reset: object) -> dict[str, object]:
+    return {"used_percent": used, "window_minutes": minutes, **reset}
+
+
+def write_rollout(home: Path, day: str, stamp: str, lines: list[str], thread: str = THREAD) -> None:
+    path = home / "sessions" / day / f"rollout-{stamp}-{thread}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+def limits_of(spec: RunSpec, thread: str = THREAD) -> list[tuple[object, ...]]:
+    return [
+        (e.limit.window, e.limit.status, e.limit.kind, e.limit.utilization, e.limit.resets_at)
+        for e in CodexCoder().side_events(spec, thread)
+        if e.kind == EventKind.RATE_LIMIT and e.limit is not None
+    ]
+
+
+def test_side_events_are_the_newest_token_counts_windows(tmp_path: Path) -> None:
+    spec = spec_for(tmp_path)
+    assert spec.config_dir is not None
+    older = {"primary": window(50.0, 300, resets_at=1_900_000_000), "secondary": None}
+    newer = {
+        "primary": window(91.5, 300, resets_at=1_900_000_100),
+        "secondary": window(40.0, 10080, resets_at=None),
+    }
+    write_rollout(
+        spec.config_dir,
+        "2026/11/23",
+        "2026-11-23T07-07-49",
+        [
+            '{"timestamp": "2026-11-23T07:07:49.000Z", "type": "session_meta", "payload": {}}',
+            token_count("2026-11-23T07:07:49.500Z", older),
+            token_count("2026-11-23T07:07:50.000Z", newer),
+            token_count("2026-11-23T07:07:51.000Z", None),  # an answer without the headers
+            "not json, token_count",
+        ],
+    )
+    assert limits_of(spec) == [
+        ("primary", "allowed", "usage_limit", 0.915, 1_900_000_100),
+        ("secondary", "allowed", "usage_limit", 0.40, None),
+    ]
+    assert limits_of(spec, "01a2073b-0000-7231-8cd8-dcaff65cc7ad") == []
+    assert limits_of(spec, "../*") == []
+
+
+def test_side_events_count_an_older_reset_delay_from_the_lines_time(tmp_path: Path) -> None:
+    spec = spec_for(tmp_path)
+    assert spec.config_dir is not None
+    when = "2026-11-23T07:00:00Z"
+    limits = {"primary": window(20.0, 300, resets_in_seconds=600)}
+    write_rollout(spec.config_dir, "2026/11/22", "2026-11-22T23-59-00", [token_count(when, limits)])
+    write_rollout(spec.config_dir, "2026/11/23", "2026-11-23T07-00-00", ["{}"])  # a resume's file
+    started = datetime.fromisoformat(when).timestamp()
+    assert limits_of(spec) == [("primary", "allowed", "usage_limit", 0.2, started + 600)]
+
+
+def test_side_events_read_codex_home_when_the_account_has_no_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for home, used in (("env", 10.0), ("acct", 30.0)):
+        limits = {"primary": window(used, 300)}
+        write_rollout(tmp_path / home, "2026/11/23", "t", [token_count("x", limits)])
+    spec = spec_for(tmp_path / "run")
+    spec.config_dir = None
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "env"))
+    assert limits_of(spec) == [("primary", "allowed", "usage_limit", 0.1, None)]
+    spec.account_env["CODEX_HOME"] = str(tmp_path / "acct")
+    assert limits_of(spec) == [("primary", "allowed", "usage_limit", 0.3, None)]
+    monkeypatch.delenv("CODEX_HOME")
+    spec.account_env.clear()
+    assert limits_of(spec) == []  # ~/.codex, in the tests' scratch home, has no rollouts
 
 
 # -- reading Codex's error messages ------------------------------------------------------------
@@ -376,64 +443,59 @@ def test_error_messages(message: str, outcome: Outcome) -> None:
 # -- the real CLI against the mock ---------------------------------------------------------------
 
 
-def run_codex(tmp_path: Path, script: Script, **fields: object) -> tuple[Run, MockServer]:
-    bin_dir = cli_bin("codex")
-    coder = CodexCoder()
+def run_codex(tmp_path: Path, script: Script, **fields: object) -> tuple[Attempt, MockServer]:
     with MockServer(OpenAIHandler, script) as mock:
-        spec = Workspace(tmp_path).spec(
-            {"OPENAI_API_KEY": "sk-mock", "OPENAI_BASE_URL": f"{mock.url}/v1"}, **fields
-        )
-        run = run_coder(coder, spec, coder.parser(spec), bin_dir=bin_dir, timeout=30)
-    return run, mock
+        env = {"OPENAI_API_KEY": "sk-mock", "OPENAI_BASE_URL": f"{mock.url}/v1"}
+        attempt = run_cli(CodexCoder(), Scratch.create(tmp_path), env, timeout=30, **fields)
+    return attempt, mock
 
 
 @pytest.mark.cli
 def test_cli_writes_the_files_and_reports_the_mocks_usage(tmp_path: Path) -> None:
     script = Script(cache_read_tokens=300, cache_write_tokens=20, extra={"reasoning_tokens": 7})
-    run, mock = run_codex(tmp_path, script, system_prompt="You are the reviewer on duty.")
-    work = Workspace(tmp_path)
-    assert run.verdict.outcome == Outcome.SUCCESS, (run.verdict, run.stderr[-2000:])
+    attempt, mock = run_codex(tmp_path, script, system_prompt="You are the reviewer on duty.")
+    work = Scratch(tmp_path)
+    assert attempt.verdict.outcome == Outcome.SUCCESS, (attempt.verdict, attempt.stderr[-2000:])
     assert (work.workdir / HELLO_NAME).read_text() == HELLO_TEXT
     assert json.loads(work.result_file.read_text())["status"] == "done"
-    usage = run.parser.usage
-    turns = expected_usage(mock)
-    assert {k: getattr(usage, k) for k in turns} == turns
+    usage = attempt.parser.usage
+    turns = mock.expected_usage()
+    assert tokens(attempt.parser, turns) == turns
     assert usage.reasoning_tokens == 3 * 7 and usage.model == "gpt-5.5"
-    assert run.parser.plan == PLAN == PLAN_TEXT.removeprefix("<plan>\n").removesuffix("\n</plan>")
-    assert run.parser.session_id
+    assert (
+        attempt.parser.plan == PLAN == PLAN_TEXT.removeprefix("<plan>\n").removesuffix("\n</plan>")
+    )
+    assert attempt.parser.session_id
     developer = json.dumps([r.body["input"][:3] for r in mock.requests])
     assert "You are the reviewer on duty." in developer
 
 
 @pytest.mark.cli
 def test_cli_runs_commands_in_the_workdir(tmp_path: Path) -> None:
-    run, _ = run_codex(tmp_path, Script(extra={"write_with": "shell"}))
-    assert run.verdict.outcome == Outcome.SUCCESS, run.stderr[-2000:]
-    assert any(e.kind == EventKind.TOOL_USE and e.tool == "shell" for e in run.events)
-    assert (Workspace(tmp_path).workdir / HELLO_NAME).read_text() == HELLO_TEXT
+    attempt, _ = run_codex(tmp_path, Script(extra={"write_with": "shell"}))
+    assert attempt.verdict.outcome == Outcome.SUCCESS, attempt.stderr[-2000:]
+    assert any(e.kind == EventKind.TOOL_USE and e.tool == "shell" for e in attempt.events)
+    assert (Scratch(tmp_path).workdir / HELLO_NAME).read_text() == HELLO_TEXT
 
 
 @pytest.mark.cli
 def test_cli_resume_counts_only_the_new_turns(tmp_path: Path) -> None:
-    bin_dir = cli_bin("codex")
     coder = CodexCoder()
-    work = Workspace(tmp_path)
+    work = Scratch.create(tmp_path)
     with MockServer(OpenAIHandler, Script(cache_read_tokens=100)) as mock:
         env = {"OPENAI_API_KEY": "sk-mock", "OPENAI_BASE_URL": mock.url}
-        spec = work.spec(env)
-        first = run_coder(coder, spec, coder.parser(spec), bin_dir=bin_dir, timeout=30)
+        first = run_cli(coder, work, env, timeout=30)
         assert first.verdict.outcome == Outcome.SUCCESS, first.stderr[-2000:]
-        one_run = expected_usage(mock)
+        one_run = mock.expected_usage()
         work.result_file.unlink()
         assert isinstance(first.parser, CodexParser)
         previous = first.parser.thread_usage.to_dict()
-        again = work.spec(
-            env, resume_session=first.parser.session_id, options={"previous_usage": previous}
-        )
-        second = run_coder(coder, again, coder.parser(again), bin_dir=bin_dir, timeout=30)
+        thread = first.parser.session_id
+        options = {"previous_usage": previous}
+        second = run_cli(coder, work, env, timeout=30, resume_session=thread, options=options)
     assert second.verdict.outcome == Outcome.SUCCESS, second.stderr[-2000:]
     assert second.parser.session_id == first.parser.session_id
-    assert {k: getattr(second.parser.usage, k) for k in one_run} == one_run
+    assert tokens(second.parser, one_run) == one_run
     assert isinstance(second.parser, CodexParser)
     assert second.parser.thread_usage.input_tokens == 2 * one_run["input_tokens"]
     assert work.result_file.exists()
@@ -441,18 +503,18 @@ def test_cli_resume_counts_only_the_new_turns(tmp_path: Path) -> None:
 
 @pytest.mark.cli
 def test_cli_rate_limit_is_retried_only_as_often_as_fleet_allows(tmp_path: Path) -> None:
-    run, mock = run_codex(tmp_path, Script(mode="rate_limit"))
-    assert run.verdict.outcome == Outcome.RATE_LIMITED, run.verdict
+    attempt, mock = run_codex(tmp_path, Script(mode="rate_limit"))
+    assert attempt.verdict.outcome == Outcome.RATE_LIMITED, attempt.verdict
     assert len(mock.requests) == MAX_RETRIES + 1
 
 
 @pytest.mark.cli
 def test_cli_usage_limit_gives_the_reset_time(tmp_path: Path) -> None:
     resets_at = int(time.time()) + 2 * 3600
-    run, mock = run_codex(tmp_path, Script(mode="usage_limit", resets_at=resets_at))
-    assert run.verdict.outcome == Outcome.RATE_LIMITED, run.verdict
-    assert run.verdict.resets_at is not None
-    assert resets_at <= run.verdict.resets_at <= resets_at + 60  # Codex shows minutes
+    attempt, mock = run_codex(tmp_path, Script(mode="usage_limit", resets_at=resets_at))
+    assert attempt.verdict.outcome == Outcome.RATE_LIMITED, attempt.verdict
+    assert attempt.verdict.resets_at is not None
+    assert resets_at <= attempt.verdict.resets_at <= resets_at + 60  # Codex shows minutes
     assert len(mock.requests) == 1
 
 
@@ -461,35 +523,48 @@ def test_cli_usage_limit_gives_the_reset_time(tmp_path: Path) -> None:
     ("mode", "outcome"), [("auth", Outcome.AUTH_ERROR), ("overloaded", Outcome.OVERLOADED)]
 )
 def test_cli_refusals(tmp_path: Path, mode: str, outcome: Outcome) -> None:
-    run, _ = run_codex(tmp_path, Script(mode=mode))
-    assert run.verdict.outcome == outcome, run.verdict
+    attempt, _ = run_codex(tmp_path, Script(mode=mode))
+    assert attempt.verdict.outcome == outcome, attempt.verdict
 
 
 @pytest.mark.cli
-def test_cli_records_the_rate_limit_headers_in_its_rollout(tmp_path: Path) -> None:
-    run, _ = run_codex(tmp_path, Script(mode="warn", utilization=0.95))
-    assert run.verdict.outcome == Outcome.SUCCESS, run.stderr[-2000:]
-    rollouts = list((Workspace(tmp_path).config_dir / "sessions").rglob("rollout-*.jsonl"))
-    counts = [
-        json.loads(line)["payload"]
-        for path in rollouts
-        for line in path.read_text().splitlines()
-        if '"token_count"' in line
+def test_cli_rate_limit_headers_become_side_events(tmp_path: Path) -> None:
+    resets_at = int(time.time()) + 1800
+    script = Script(mode="warn", utilization=0.95, resets_at=resets_at)
+    attempt, _ = run_codex(tmp_path, script)
+    assert attempt.verdict.outcome == Outcome.SUCCESS, attempt.stderr[-2000:]
+    spec = Scratch(tmp_path).spec("fl-test", {})
+    events = CodexCoder().side_events(spec, attempt.parser.session_id)
+    assert {e.kind for e in events} == {EventKind.RATE_LIMIT}
+    limits = [e.limit for e in events if e.limit is not None]
+    assert [(lim.window, lim.status, lim.utilization, lim.resets_at) for lim in limits] == [
+        ("primary", "allowed", 0.95, resets_at),
+        ("secondary", "allowed", 0.40, None),
     ]
-    primary = counts[-1]["rate_limits"]["primary"]
-    assert primary["used_percent"] == 95.0 and primary["window_minutes"] == 300
+    assert events[0].text == "primary window (300 min): 95% used"
+    assert CodexCoder().side_events(spec, "another-thread") == []
+
+
+class WebSocketCodex(CodexCoder):
+    """Codex on its built-in provider, pointed at `url` the way that provider takes one."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def command(self, spec: RunSpec) -> Command:
+        command = super().command(spec)
+        end = len(command.argv) - 2  # before `-- <prompt>`
+        command.argv[end:end] = ["-c", f"openai_base_url={toml_string(self.url + '/v1')}"]
+        return command
 
 
 @pytest.mark.cli
 def test_cli_falls_back_from_websocket_at_once(tmp_path: Path) -> None:
     """The built-in provider tries a WebSocket first; the mock's 426 sends it to HTTP."""
-    bin_dir = cli_bin("codex")
-    coder = CodexCoder()
     with MockServer(OpenAIHandler, Script()) as mock:
-        spec = Workspace(tmp_path).spec({"OPENAI_API_KEY": "sk-mock"})
-        tail = ["-c", f"openai_base_url={toml_string(mock.url + '/v1')}"]
-        run = run_coder(coder, spec, bin_dir=bin_dir, timeout=30, argv_tail=tail)
-    assert run.verdict.outcome == Outcome.SUCCESS, run.stderr[-2000:]
+        env = {"OPENAI_API_KEY": "sk-mock"}
+        attempt = run_cli(WebSocketCodex(mock.url), Scratch.create(tmp_path), env, timeout=30)
+    assert attempt.verdict.outcome == Outcome.SUCCESS, attempt.stderr[-2000:]
     methods = [r.method for r in mock.requests]
     assert methods[0] == "GET" and methods.count("GET") == 1 and "POST" in methods
-    assert run.seconds < 10
+    assert attempt.seconds < 10

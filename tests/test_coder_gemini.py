@@ -8,16 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
-from agent_cli import Run, Workspace, run_coder
-from clis import cli_bin
+from agent_cli import capture, run_cli, tokens
 
-from coders import get
 from coders.base import EventKind, Outcome, RunSpec, Usage, Verdict
 from coders.gemini import AUTH_METHOD_FIX, GeminiCoder, GeminiParser, settings_json
 from coders.mock.base import HELLO_NAME, HELLO_TEXT, MockServer, Script
-from coders.mock.gemini import GeminiHandler, expected_usage
+from coders.mock.gemini import GeminiHandler
+from coders.trial import Attempt, Scratch
 
-CAPTURES = Path(__file__).parent / "data" / "captures"
 PLAN = "1. Write hello.txt\n2. Write the result file"
 BASE_URL = "GOOGLE_GEMINI_BASE_URL"
 
@@ -25,7 +23,9 @@ BASE_URL = "GOOGLE_GEMINI_BASE_URL"
 def spec_for(
     tmp_path: Path, account_env: dict[str, str] | None = None, **fields: object
 ) -> RunSpec:
-    return Workspace(tmp_path).spec(account_env or {"GEMINI_API_KEY": "k"}, **fields)
+    return Scratch.create(tmp_path).spec(
+        "fl-test", account_env or {"GEMINI_API_KEY": "k"}, **fields
+    )
 
 
 def parse(lines: list[str], exit_code: int) -> tuple[GeminiParser, Verdict, list[EventKind]]:
@@ -34,22 +34,11 @@ def parse(lines: list[str], exit_code: int) -> tuple[GeminiParser, Verdict, list
     return parser, parser.finish(exit_code), kinds
 
 
-def capture(case: str) -> list[str]:
-    return (CAPTURES / case / "stdout.jsonl").read_text().splitlines()
-
-
 def line(kind: str, **fields: object) -> str:
     return json.dumps({"type": kind, "timestamp": "2026-11-22T14:37:51.319Z", **fields})
 
 
 # -- the command -------------------------------------------------------------------------------
-
-
-def test_registry_gives_the_gemini_coder() -> None:
-    coder = get("gemini")
-    assert isinstance(coder, GeminiCoder)
-    assert (coder.name, coder.binary, coder.default_model) == ("gemini", "gemini", "gemini-2.5-pro")
-    assert coder.verified and coder.needs_result
 
 
 def test_command_runs_headless_with_every_tool_approved(tmp_path: Path) -> None:
@@ -108,7 +97,7 @@ def test_settings_pick_the_api_key_auth_only_with_a_base_url(tmp_path: Path) -> 
     assert settings["security"] == {"auth": {"selectedType": "gemini-api-key"}}
     assert settings["general"]["maxAttempts"] == 1
     command = GeminiCoder().command(gateway)
-    settings_file = Workspace(tmp_path).config_dir / ".gemini" / "settings.json"
+    settings_file = Scratch(tmp_path).config_dir / ".gemini" / "settings.json"
     assert command.files[settings_file] == settings_json(gateway)
 
 
@@ -255,29 +244,27 @@ def test_odd_lines_never_raise() -> None:
 
 def run_gemini(
     tmp_path: Path, script: Script, account: dict[str, str] | None = None, **fields: object
-) -> tuple[Run, MockServer]:
-    bin_dir = cli_bin("gemini")
+) -> tuple[Attempt, MockServer]:
     with MockServer(GeminiHandler, script) as mock:
         env = {"GEMINI_API_KEY": "mock-key", BASE_URL: mock.url, **(account or {})}
-        spec = Workspace(tmp_path).spec(env, **fields)
-        run = run_coder(GeminiCoder(), spec, bin_dir=bin_dir, timeout=40)
-    return run, mock
+        attempt = run_cli(GeminiCoder(), Scratch.create(tmp_path), env, timeout=40, **fields)
+    return attempt, mock
 
 
 @pytest.mark.cli
 def test_cli_writes_the_files_and_reports_the_mocks_usage(tmp_path: Path) -> None:
     script = Script(cache_read_tokens=300, cache_write_tokens=20, extra={"reasoning_tokens": 7})
-    run, mock = run_gemini(tmp_path, script, system_prompt="You are the reviewer on duty.")
-    work = Workspace(tmp_path)
-    assert run.verdict.outcome == Outcome.SUCCESS, (run.verdict, run.stderr[-2000:])
+    attempt, mock = run_gemini(tmp_path, script, system_prompt="You are the reviewer on duty.")
+    work = Scratch(tmp_path)
+    assert attempt.verdict.outcome == Outcome.SUCCESS, (attempt.verdict, attempt.stderr[-2000:])
     assert (work.workdir / HELLO_NAME).read_text() == HELLO_TEXT
     assert json.loads(work.result_file.read_text())["status"] == "done"
-    want = expected_usage(mock)
-    assert {k: getattr(run.parser.usage, k) for k in want} == want
-    assert run.parser.usage.reasoning_tokens == len(mock.requests) * 7
-    assert run.parser.usage.model == "gemini-2.5-pro"
-    assert run.parser.plan == PLAN
-    assert run.parser.session_id
+    want = mock.expected_usage()
+    assert tokens(attempt.parser, want) == want
+    assert attempt.parser.usage.reasoning_tokens == len(mock.requests) * 7
+    assert attempt.parser.usage.model == "gemini-2.5-pro"
+    assert attempt.parser.plan == PLAN
+    assert attempt.parser.session_id
     assert all("streamGenerateContent" in r.path for r in mock.requests)  # no router call
     assert "You are the reviewer on duty." in json.dumps(mock.requests[0].body)
     settings = json.loads((work.config_dir / ".gemini" / "settings.json").read_text())
@@ -286,26 +273,25 @@ def test_cli_writes_the_files_and_reports_the_mocks_usage(tmp_path: Path) -> Non
 
 @pytest.mark.cli
 def test_cli_auto_model_asks_the_router_first(tmp_path: Path) -> None:
-    run, mock = run_gemini(tmp_path, Script(), model="auto")
-    assert run.verdict.outcome == Outcome.SUCCESS, (run.verdict, run.stderr[-2000:])
+    attempt, mock = run_gemini(tmp_path, Script(), model="auto")
+    assert attempt.verdict.outcome == Outcome.SUCCESS, (attempt.verdict, attempt.stderr[-2000:])
     assert mock.requests[0].path.endswith(":generateContent")  # the classifier, on flash-lite
-    want = expected_usage(mock)  # the CLI counts the router's tokens too
-    assert {k: getattr(run.parser.usage, k) for k in want} == want
-    assert (Workspace(tmp_path).workdir / HELLO_NAME).read_text() == HELLO_TEXT
+    want = mock.expected_usage()  # the CLI counts the router's tokens too
+    assert tokens(attempt.parser, want) == want
+    assert (Scratch(tmp_path).workdir / HELLO_NAME).read_text() == HELLO_TEXT
 
 
 @pytest.mark.cli
 def test_cli_runs_commands_and_resumes_its_session(tmp_path: Path) -> None:
-    bin_dir = cli_bin("gemini")
-    work = Workspace(tmp_path)
+    work = Scratch.create(tmp_path)
     with MockServer(GeminiHandler, Script(extra={"write_with": "shell"})) as mock:
         env = {"GEMINI_API_KEY": "mock-key", BASE_URL: mock.url}
-        first = run_coder(GeminiCoder(), work.spec(env), bin_dir=bin_dir, timeout=40)
+        first = run_cli(GeminiCoder(), work, env, timeout=40)
         assert first.verdict.outcome == Outcome.SUCCESS, first.stderr[-2000:]
         assert any(e.tool == "run_shell_command" for e in first.events)
         assert (work.workdir / HELLO_NAME).read_text() == HELLO_TEXT
-        again = work.spec(env, resume_session=first.parser.session_id)
-        second = run_coder(GeminiCoder(), again, bin_dir=bin_dir, timeout=40)
+        session = first.parser.session_id
+        second = run_cli(GeminiCoder(), work, env, timeout=40, resume_session=session)
     assert second.verdict.outcome == Outcome.SUCCESS, second.stderr[-2000:]
     assert second.parser.session_id == first.parser.session_id
     resumed = mock.requests[-1].body["contents"]
@@ -315,20 +301,20 @@ def test_cli_runs_commands_and_resumes_its_session(tmp_path: Path) -> None:
 @pytest.mark.cli
 def test_cli_rate_limit_fails_at_once_with_the_reset_time(tmp_path: Path) -> None:
     resets_at = int(time.time()) + 3600
-    run, mock = run_gemini(tmp_path, Script(mode="rate_limit", resets_at=resets_at))
-    assert run.verdict.outcome == Outcome.RATE_LIMITED, run.verdict
-    assert run.exit_code == 429 & 0xFF and len(mock.requests) == 1
-    assert run.verdict.resets_at == pytest.approx(resets_at, abs=3)
+    attempt, mock = run_gemini(tmp_path, Script(mode="rate_limit", resets_at=resets_at))
+    assert attempt.verdict.outcome == Outcome.RATE_LIMITED, attempt.verdict
+    assert attempt.exit_code == 429 & 0xFF and len(mock.requests) == 1
+    assert attempt.verdict.resets_at == pytest.approx(resets_at, abs=3)
 
 
 @pytest.mark.cli
 def test_cli_retries_a_short_quota_only_as_often_as_fleet_allows(tmp_path: Path) -> None:
     started = time.time()
     script = Script(mode="rate_limit", resets_at=int(started) + 1)
-    run, mock = run_gemini(tmp_path, script, options={"max_attempts": 2})
-    assert run.verdict.outcome == Outcome.RATE_LIMITED, run.verdict
+    attempt, mock = run_gemini(tmp_path, script, options={"max_attempts": 2})
+    assert attempt.verdict.outcome == Outcome.RATE_LIMITED, attempt.verdict
     assert len(mock.requests) == 2
-    assert run.verdict.resets_at is not None and run.verdict.resets_at > started
+    assert attempt.verdict.resets_at is not None and attempt.verdict.resets_at > started
 
 
 @pytest.mark.cli
@@ -341,18 +327,18 @@ def test_cli_retries_a_short_quota_only_as_often_as_fleet_allows(tmp_path: Path)
     ],
 )
 def test_cli_refusals(tmp_path: Path, mode: str, outcome: Outcome) -> None:
-    run, mock = run_gemini(tmp_path, Script(mode=mode), options={"max_attempts": 1})
-    assert run.verdict.outcome == outcome, run.verdict
+    attempt, mock = run_gemini(tmp_path, Script(mode=mode), options={"max_attempts": 1})
+    assert attempt.verdict.outcome == outcome, attempt.verdict
     assert len(mock.requests) == 1
-    reports = list((Workspace(tmp_path).result_file.parent / "tmp").glob("gemini-client-error-*"))
+    reports = list((Scratch(tmp_path).result_file.parent / "tmp").glob("gemini-client-error-*"))
     assert reports, "the CLI's error report belongs beside the attempt's files"
 
 
 @pytest.mark.cli
 def test_cli_without_the_auth_setting_says_how_to_fix_it(tmp_path: Path) -> None:
-    work = Workspace(tmp_path)
+    work = Scratch.create(tmp_path)
     (work.config_dir / ".gemini").mkdir(parents=True)
     (work.config_dir / ".gemini" / "settings.json").write_text("{}\n")
-    run, mock = run_gemini(tmp_path, Script())
-    assert run.exit_code == 41 and not mock.requests
-    assert run.verdict == Verdict(Outcome.AUTH_ERROR, AUTH_METHOD_FIX)
+    attempt, mock = run_gemini(tmp_path, Script())
+    assert attempt.exit_code == 41 and not mock.requests
+    assert attempt.verdict == Verdict(Outcome.AUTH_ERROR, AUTH_METHOD_FIX)

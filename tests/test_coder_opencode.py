@@ -4,27 +4,24 @@ against the Anthropic mock (`cli` tests)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clis import cli_bin
+from agent_cli import capture, ok_script, replay, run_cli, tokens
 
 from coders.base import Event, EventKind, Outcome, RunSpec, Verdict, first_plan_text
-from coders.mock.anthropic import AnthropicHandler, expected_usage
+from coders.mock.anthropic import AnthropicHandler
 from coders.mock.base import HELLO_NAME, HELLO_TEXT, PLAN_TEXT, MockServer, Script
 from coders.opencode import OpencodeCoder, OpencodeParser
-from coders.trial import Attempt, Scratch, run_attempt, scratch_dir
+from coders.trial import Attempt, Scratch
 
-CAPTURES = Path(__file__).parent / "data" / "captures"
 KEY = "sk-ant-test-key"
 
 
 def parse(case: str, exit_code: int) -> tuple[OpencodeParser, list[Event], Verdict]:
     parser = OpencodeParser()
-    lines = (CAPTURES / case / "stdout.jsonl").read_text().splitlines()
-    events = [event for line in lines for event in parser.feed(line)]
-    return parser, events, parser.finish(exit_code)
+    events, verdict = replay(parser, capture(case), exit_code)
+    return parser, events, verdict
 
 
 # -- parsing real output ---------------------------------------------------------------------
@@ -175,52 +172,28 @@ def test_command_permission_modes(tmp_path: Path) -> None:
 # -- the real CLI against the mock ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def bin_dir() -> str:
-    return cli_bin("opencode")
-
-
 @pytest.fixture
-def scratch() -> Iterator[Scratch]:
-    with scratch_dir("fleet-test-opencode-") as made:
-        yield made
+def scratch(tmp_path: Path) -> Scratch:
+    return Scratch.create(tmp_path)
 
 
-def run_opencode(bin_dir: str, scratch: Scratch, mock: MockServer, **fields: object) -> Attempt:
-    spec = scratch.spec(
-        "fl-test", {"ANTHROPIC_BASE_URL": mock.url, "ANTHROPIC_API_KEY": KEY}, **fields
-    )
-    return run_attempt(OpencodeCoder(), spec, scratch, timeout=40, path=bin_dir)
-
-
-def ok_script(**extra: object) -> Script:
-    return Script(
-        input_tokens=1000,
-        output_tokens=40,
-        cache_read_tokens=300,
-        cache_write_tokens=200,
-        extra=dict(extra),
-    )
+def run_opencode(scratch: Scratch, mock: MockServer, **fields: object) -> Attempt:
+    env = {"ANTHROPIC_BASE_URL": mock.url, "ANTHROPIC_API_KEY": KEY}
+    return run_cli(OpencodeCoder(), scratch, env, timeout=40, **fields)
 
 
 @pytest.mark.cli
-def test_cli_ok(bin_dir: str, scratch: Scratch) -> None:
+def test_cli_ok(scratch: Scratch) -> None:
     with MockServer(AnthropicHandler, ok_script()) as mock:
-        attempt = run_opencode(bin_dir, scratch, mock)
+        attempt = run_opencode(scratch, mock)
         assert attempt.verdict.outcome == Outcome.SUCCESS, attempt.stderr
         assert (scratch.workdir / HELLO_NAME).read_text() == HELLO_TEXT
         assert json.loads(scratch.result_file.read_text())["status"] == "done"
         assert len(mock.requests) == 3  # no title request: --title names the session
         usage = attempt.parser.usage
-        got = {
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "cache_read_tokens": usage.cache_read_tokens,
-            "cache_write_tokens": usage.cache_write_tokens,
-        }
         assert (
-            got
-            == expected_usage(mock)
+            tokens(attempt.parser, mock.expected_usage())
+            == mock.expected_usage()
             == {
                 "input_tokens": 3000,
                 "output_tokens": 120,
@@ -238,9 +211,9 @@ def test_cli_ok(bin_dir: str, scratch: Scratch) -> None:
 
 
 @pytest.mark.cli
-def test_cli_may_run_commands(bin_dir: str, scratch: Scratch) -> None:
+def test_cli_may_run_commands(scratch: Scratch) -> None:
     with MockServer(AnthropicHandler, ok_script(write_with="shell")) as mock:
-        attempt = run_opencode(bin_dir, scratch, mock)
+        attempt = run_opencode(scratch, mock)
     assert next(e.tool for e in attempt.events if e.kind == EventKind.TOOL_USE) == "bash"
     assert attempt.verdict.outcome == Outcome.SUCCESS, attempt.verdict.reason
     assert (scratch.workdir / HELLO_NAME).read_text() == HELLO_TEXT
@@ -256,11 +229,9 @@ def test_cli_may_run_commands(bin_dir: str, scratch: Scratch) -> None:
         ("overloaded", Outcome.OVERLOADED, None),
     ],
 )
-def test_cli_limits(
-    bin_dir: str, scratch: Scratch, mode: str, outcome: Outcome, resets_at: int | None
-) -> None:
+def test_cli_limits(scratch: Scratch, mode: str, outcome: Outcome, resets_at: int | None) -> None:
     with MockServer(AnthropicHandler, Script(mode=mode, resets_at=1900000000)) as mock:
-        attempt = run_opencode(bin_dir, scratch, mock)
+        attempt = run_opencode(scratch, mock)
     assert attempt.exit_code == 1
     assert attempt.verdict.outcome == outcome, attempt.verdict.reason
     assert attempt.verdict.resets_at == resets_at
@@ -268,11 +239,11 @@ def test_cli_limits(
 
 
 @pytest.mark.cli
-def test_cli_resume_continues_the_session(bin_dir: str, scratch: Scratch) -> None:
+def test_cli_resume_continues_the_session(scratch: Scratch) -> None:
     with MockServer(AnthropicHandler, ok_script()) as mock:
-        first = run_opencode(bin_dir, scratch, mock)
+        first = run_opencode(scratch, mock)
         assert first.verdict.outcome == Outcome.SUCCESS
-        second = run_opencode(bin_dir, scratch, mock, resume_session=first.parser.session_id)
+        second = run_opencode(scratch, mock, resume_session=first.parser.session_id)
         resumed = mock.requests[3].body["messages"]
     assert second.verdict.outcome == Outcome.SUCCESS, second.verdict.reason
     assert second.parser.session_id == first.parser.session_id

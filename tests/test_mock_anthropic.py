@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from agent_cli import post_json, sse
 
-from coders.mock.anthropic import AnthropicHandler, expected_usage
+from coders.mock.anthropic import AnthropicHandler
 from coders.mock.base import HELLO_TEXT, PLAN_TEXT, MockServer, Script
 
 PROMPT = "Do it.\nWorking directory: /w/work\nWrite your result as JSON to: /w/out/result.json"
@@ -35,14 +34,8 @@ def mock(server: MockServer, request: pytest.FixtureRequest) -> MockServer:
 
 def post(
     mock: MockServer, body: dict[str, Any], path: str = "/v1/messages?beta=true"
-) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(mock.url + path, data=json.dumps(body).encode(), method="POST")
-    request.add_header("content-type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers.items()), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers.items()), error.read()
+) -> tuple[int, dict[str, str], str]:
+    return post_json(mock.url + path, body)
 
 
 def conversation(tool_results: int, tools: list[dict[str, str]], **extra: Any) -> dict[str, Any]:
@@ -56,14 +49,6 @@ def conversation(tool_results: int, tools: list[dict[str, str]], **extra: Any) -
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"t{n}"}]}
         )
     return {"model": "claude-test", "messages": messages, "tools": tools, **extra}
-
-
-def sse(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
-    events = []
-    for chunk in raw.decode().strip().split("\n\n"):
-        name_line, data_line = chunk.split("\n")
-        events.append((name_line.removeprefix("event: "), json.loads(data_line[len("data: ") :])))
-    return events
 
 
 def test_the_first_turn_states_the_plan_and_writes_hello(mock: MockServer) -> None:
@@ -131,7 +116,7 @@ def test_side_requests_get_text_and_do_not_count(mock: MockServer) -> None:
     assert title["content"][0]["type"] == "text"
     post(mock, conversation(0, CLAUDE_TOOLS, stream=True))
     assert len(mock.requests) == 2
-    assert expected_usage(mock) == {
+    assert mock.expected_usage() == {
         "input_tokens": 1000,
         "output_tokens": 40,
         "cache_read_tokens": 30,

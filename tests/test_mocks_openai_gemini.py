@@ -10,6 +10,7 @@ import urllib.request
 from typing import Any
 
 import pytest
+from agent_cli import post_json, sse
 
 from coders.mock.base import MockServer, Script
 from coders.mock.gemini import GeminiHandler, function_responses, schema_value
@@ -19,19 +20,8 @@ from coders.mock.openai import OpenAIHandler, tool_outputs, write_call
 PROMPT = "Do it.\nWorking directory: /w\nWrite your result as JSON to: /r/result.json\n"
 
 
-def post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, str], str]:
-    request = urllib.request.Request(
-        url, json.dumps(body).encode(), {"content-type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read().decode()
-
-
 def sse_data(text: str) -> list[dict[str, Any]]:
-    return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+    return [data for _, data in sse(text)]
 
 
 # -- OpenAI Responses --------------------------------------------------------------------------
@@ -46,7 +36,7 @@ def test_a_turn_streams_items_and_usage_in_openai_terms() -> None:
         "input": [{"type": "message", "role": "user", "content": [{"text": PROMPT}]}],
     }
     with MockServer(OpenAIHandler, script) as mock:
-        status, _, text = post(f"{mock.url}/v1/responses", body)
+        status, _, text = post_json(f"{mock.url}/v1/responses", body)
     events = sse_data(text)
     assert status == 200
     assert [e["type"] for e in events] == [
@@ -114,13 +104,31 @@ def test_shell_writes_when_asked_and_a_request_without_a_write_tool_is_an_error(
 def test_openai_refusals(mode: str, status: int, kind: str) -> None:
     resets_at = int(time.time()) + 600
     with MockServer(OpenAIHandler, Script(mode=mode, resets_at=resets_at)) as mock:
-        got, headers, text = post(f"{mock.url}/v1/responses", {"input": []})
+        got, headers, text = post_json(f"{mock.url}/v1/responses", {"input": []})
     error = json.loads(text)["error"]
     assert (got, error["type"]) == (status, kind)
     if mode == "usage_limit":
         assert error["resets_at"] == resets_at and error["plan_type"] == "plus"
     if mode == "rate_limit":
         assert headers["retry-after"] == "1"
+
+
+def test_warn_mode_sends_codexs_rate_limit_headers() -> None:
+    body = {"tools": [{"type": "function", "name": "exec_command"}], "input": []}
+    script = Script(mode="warn", utilization=0.93, resets_at=int(time.time()) + 600)
+    with MockServer(OpenAIHandler, script) as mock:
+        status, headers, _ = post_json(f"{mock.url}/v1/responses", body)
+    assert status == 200
+    codex = {k.lower(): v for k, v in headers.items() if k.lower().startswith("x-codex-")}
+    assert codex == {
+        "x-codex-primary-used-percent": "93.0",
+        "x-codex-primary-window-minutes": "300",
+        "x-codex-primary-reset-at": str(script.resets_at),
+        "x-codex-primary-reset-after-seconds": codex["x-codex-primary-reset-after-seconds"],
+        "x-codex-secondary-used-percent": "40.0",
+        "x-codex-secondary-window-minutes": "10080",
+    }
+    assert 595 <= int(codex["x-codex-primary-reset-after-seconds"]) <= 600
 
 
 def test_the_websocket_upgrade_is_refused_and_recorded() -> None:
@@ -145,7 +153,7 @@ def test_the_router_call_gets_json_of_its_schema() -> None:
     }
     body = {"contents": [], "generationConfig": {"responseJsonSchema": schema}}
     with MockServer(GeminiHandler) as mock:
-        status, _, text = post(f"{mock.url}/v1beta/models/flash-lite:generateContent", body)
+        status, _, text = post_json(f"{mock.url}/v1beta/models/flash-lite:generateContent", body)
     answer = json.loads(text)
     part = answer["candidates"][0]["content"]["parts"][0]["text"]
     assert status == 200
@@ -165,7 +173,7 @@ def test_an_agent_turn_streams_its_parts() -> None:
     }
     with MockServer(GeminiHandler) as mock:
         url = f"{mock.url}/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
-        _, _, text = post(url, body)
+        _, _, text = post_json(url, body)
     chunks = sse_data(text)
     parts = [c["candidates"][0]["content"]["parts"][0] for c in chunks]
     assert parts[0]["text"].startswith("<plan>")
@@ -201,7 +209,7 @@ def test_the_gemini_turn_counts_function_responses_after_the_last_prompt() -> No
 def test_gemini_refusals(mode: str, status: int, detail: str) -> None:
     resets_at = int(time.time()) + 120
     with MockServer(GeminiHandler, Script(mode=mode, resets_at=resets_at)) as mock:
-        got, _, text = post(f"{mock.url}/v1beta/models/m:streamGenerateContent?alt=sse", {})
+        got, _, text = post_json(f"{mock.url}/v1beta/models/m:streamGenerateContent?alt=sse", {})
     assert got == status and detail in text
     if mode == "rate_limit":
         details = json.loads(text)["error"]["details"]

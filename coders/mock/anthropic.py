@@ -13,38 +13,15 @@ from __future__ import annotations
 
 import json
 import shlex
-import time
 import uuid
-from collections.abc import Iterable
 from typing import Any
 
-from coders.mock.base import (
-    HELLO_NAME,
-    HELLO_TEXT,
-    PLAN_TEXT,
-    MockHandler,
-    MockServer,
-    find_paths,
-    result_json,
-)
+from coders.mock.base import ANSWERING, MockHandler, Recorded, find_paths, script_step
 
 WRITE_TOOLS = {"Write": ("file_path", "content"), "write": ("filePath", "content")}
 SHELL_TOOLS = {"Bash": "command", "bash": "command"}
-FINAL_TEXT = "Done. I wrote hello.txt and the result file."
 TITLE_TEXT = "Write hello.txt"
 UNIFIED = "anthropic-ratelimit-unified"
-
-
-def _texts(value: Any) -> Iterable[str]:
-    """Every string under a message's content, whatever its shape."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for item in value:
-            yield from _texts(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _texts(item)
 
 
 def _tool_results(messages: list[Any]) -> int:
@@ -58,20 +35,12 @@ def _tool_results(messages: list[Any]) -> int:
     return count
 
 
-def _clean_path(path: str) -> str:
-    return path.rstrip("\"'`.,;:)]}")
-
-
 def _paths(body: dict[str, Any]) -> tuple[str, str]:
-    """The working directory and result file named anywhere in the user's messages."""
-    for message in body.get("messages") or []:
-        if not isinstance(message, dict) or message.get("role") != "user":
-            continue
-        for text in _texts(message.get("content")):
-            workdir, result = find_paths(text)
-            if workdir or result:
-                return _clean_path(workdir), _clean_path(result)
-    return "", ""
+    """The working directory and result file named in the newest user message that has them."""
+    messages = body.get("messages")
+    messages = messages if isinstance(messages, list) else []
+    users = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    return find_paths(reversed(users))
 
 
 def _tool_names(body: dict[str, Any]) -> list[str]:
@@ -83,20 +52,11 @@ def is_agent_turn(body: Any) -> bool:
     return isinstance(body, dict) and bool(_tool_names(body))
 
 
-def expected_usage(mock: MockServer) -> dict[str, int]:
-    """The tokens the agent's own turns were told they used, summed; side requests excluded."""
-    turns = sum(1 for r in mock.requests if r.method == "POST" and is_agent_turn(r.body))
-    script = mock.script
-    return {
-        "input_tokens": turns * script.input_tokens,
-        "output_tokens": turns * script.output_tokens,
-        "cache_read_tokens": turns * script.cache_read_tokens,
-        "cache_write_tokens": turns * script.cache_write_tokens,
-    }
-
-
 class AnthropicHandler(MockHandler):
-    expected_usage = staticmethod(expected_usage)
+    @staticmethod
+    def is_counted(request: Recorded) -> bool:
+        """The agent's own turns count; side requests (a title) do not."""
+        return request.method == "POST" and is_agent_turn(request.body)
 
     def do_POST(self) -> None:
         body = self.read_body()
@@ -105,7 +65,7 @@ class AnthropicHandler(MockHandler):
             self.send_json(200, {"input_tokens": self.mock.script.input_tokens})
         elif not path.endswith("/messages") or not isinstance(body, dict):
             self.send_error_json(404, "not_found_error", f"no route for POST {path}")
-        elif self.mock.script.mode in ("ok", "warn"):
+        elif self.mock.script.mode in ANSWERING:
             self.answer(body)
         else:
             self.refuse(self.mock.script.mode)
@@ -139,15 +99,13 @@ class AnthropicHandler(MockHandler):
         tools = _tool_names(body)
         if not tools:
             return [{"type": "text", "text": TITLE_TEXT}], "end_turn"
-        workdir, result = _paths(body)
         done = _tool_results(list(body.get("messages") or []))
-        if done == 0:
-            hello = f"{workdir}/{HELLO_NAME}" if workdir else HELLO_NAME
-            use = self.write_use(tools, hello, HELLO_TEXT, self.mock.script.extra.get("write_with"))
-            return [{"type": "text", "text": PLAN_TEXT}, use], "tool_use"
-        if done == 1 and result:
-            return [self.write_use(tools, result, result_json() + "\n", None)], "tool_use"
-        return [{"type": "text", "text": FINAL_TEXT}], "end_turn"
+        step = script_step(self.mock.script, done, *_paths(body))
+        blocks = [{"type": "text", "text": step.text}] if step.text else []
+        if not step.path:
+            return blocks, "end_turn"
+        use = self.write_use(tools, step.path, step.content, step.write_with)
+        return [*blocks, use], "tool_use"
 
     @staticmethod
     def write_use(tools: list[str], path: str, content: str, write_with: Any) -> dict[str, Any]:
@@ -239,7 +197,7 @@ class AnthropicHandler(MockHandler):
     def limit_headers(self, status: str) -> dict[str, str]:
         """The subscription (unified) rate-limit headers Claude Code reads with OAuth auth."""
         script = self.mock.script
-        resets_at = str(script.resets_at or int(time.time()) + 3600)
+        resets_at = str(script.reset_time())
         headers = {
             f"{UNIFIED}-status": status,
             f"{UNIFIED}-reset": resets_at,

@@ -24,17 +24,8 @@ import shlex
 import time
 from typing import Any
 
-from coders.mock.base import (
-    HELLO_NAME,
-    HELLO_TEXT,
-    PLAN_TEXT,
-    MockHandler,
-    MockServer,
-    find_paths,
-    result_json,
-)
+from coders.mock.base import ANSWERING, MockHandler, Recorded, Script, find_paths, script_step
 
-FINAL_TEXT = "Done. I wrote hello.txt and the result file."
 QUOTA_TYPE = "type.googleapis.com/google.rpc.QuotaFailure"
 RETRY_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
 INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
@@ -69,14 +60,12 @@ def function_responses(body: dict[str, Any]) -> int:
 
 def _paths(body: dict[str, Any]) -> tuple[str, str]:
     """The working directory and result file named in the newest user text that has them."""
-    for content in reversed(_contents(body)):
-        if content.get("role") != "user":
-            continue
-        for part in _parts(content):
-            workdir, result = find_paths(str(part.get("text") or ""))
-            if workdir or result:
-                return workdir.rstrip("\"'`.,;:)"), result.rstrip("\"'`.,;:)")
-    return "", ""
+    users = [
+        [part.get("text") for part in _parts(content)]
+        for content in _contents(body)
+        if content.get("role") == "user"
+    ]
+    return find_paths(reversed(users))
 
 
 def _tools(body: dict[str, Any]) -> list[str]:
@@ -91,19 +80,6 @@ def _tools(body: dict[str, Any]) -> list[str]:
 def is_agent_turn(body: Any) -> bool:
     """A request of the agent's own loop (it offers tools), not a router or utility call."""
     return isinstance(body, dict) and bool(_tools(body))
-
-
-def expected_usage(mock: MockServer) -> dict[str, int]:
-    """What every answered request was told it used, in fleet's terms (input excludes the cache)."""
-    answered = sum(1 for r in mock.requests if r.method == "POST" and isinstance(r.body, dict))
-    script = mock.script
-    reasoning = int(script.extra.get("reasoning_tokens", 0))
-    return {
-        "input_tokens": answered * (script.input_tokens + script.cache_write_tokens),
-        "output_tokens": answered * (script.output_tokens + reasoning),
-        "cache_read_tokens": answered * script.cache_read_tokens,
-        "cache_write_tokens": 0,
-    }
 
 
 def write_call(tools: list[str], path: str, content: str, write_with: Any) -> Part:
@@ -138,7 +114,21 @@ def schema_value(schema: Any) -> Any:
 
 
 class GeminiHandler(MockHandler):
-    expected_usage = staticmethod(expected_usage)
+    @staticmethod
+    def is_counted(request: Recorded) -> bool:
+        """Every answered request counts, the router's included: the CLI counts them all."""
+        return request.method == "POST" and isinstance(request.body, dict)
+
+    @staticmethod
+    def usage_per_answer(script: Script) -> dict[str, int]:
+        """Gemini has no cache writes (they are plain prompt tokens); thoughts are output."""
+        reasoning = int(script.extra.get("reasoning_tokens", 0))
+        return {
+            "input_tokens": script.input_tokens + script.cache_write_tokens,
+            "output_tokens": script.output_tokens + reasoning,
+            "cache_read_tokens": script.cache_read_tokens,
+            "cache_write_tokens": 0,
+        }
 
     def do_POST(self) -> None:
         body = self.read_body()
@@ -147,7 +137,7 @@ class GeminiHandler(MockHandler):
         mode = self.mock.script.mode
         if method not in ("generateContent", "streamGenerateContent") or not isinstance(body, dict):
             self.send_error_json(404, "NOT_FOUND", f"no route for POST {path}")
-        elif mode not in ("ok", "warn"):
+        elif mode not in ANSWERING:
             self.refuse(mode)
         elif method == "streamGenerateContent":
             self.send_sse([(None, chunk) for chunk in self.chunks(path, body)])
@@ -164,16 +154,11 @@ class GeminiHandler(MockHandler):
 
     def turn(self, body: dict[str, Any]) -> list[Part]:
         """The parts of this turn of the script."""
-        tools = _tools(body)
-        workdir, result = _paths(body)
-        done = function_responses(body)
-        if done == 0:
-            hello = f"{workdir}/{HELLO_NAME}" if workdir else HELLO_NAME
-            write_with = self.mock.script.extra.get("write_with")
-            return [{"text": PLAN_TEXT}, write_call(tools, hello, HELLO_TEXT, write_with)]
-        if done == 1 and result:
-            return [write_call(tools, result, result_json() + "\n", None)]
-        return [{"text": FINAL_TEXT}]
+        step = script_step(self.mock.script, function_responses(body), *_paths(body))
+        parts: list[Part] = [{"text": step.text}] if step.text else []
+        if step.path:
+            parts.append(write_call(_tools(body), step.path, step.content, step.write_with))
+        return parts
 
     @staticmethod
     def utility_parts(body: dict[str, Any]) -> list[Part]:
@@ -209,7 +194,7 @@ class GeminiHandler(MockHandler):
     def refuse(self, mode: str) -> None:
         script = self.mock.script
         if mode == "rate_limit":
-            delay = max(1, (script.resets_at or int(time.time()) + 3600) - int(time.time()))
+            delay = max(1, script.reset_time() - int(time.time()))
             details = [
                 self.quota_failure("GenerateRequestsPerMinutePerProjectPerModel"),
                 {"@type": RETRY_TYPE, "retryDelay": f"{delay}s"},

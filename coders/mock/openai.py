@@ -10,12 +10,15 @@ the command tool instead, which proves the agent may run commands.
 
 Every answer reports the `Script`'s numbers the way OpenAI does: `input_tokens` includes the cached
 and cache-write tokens, which `input_tokens_details` breaks out; `output_tokens` includes
-`Script.extra["reasoning_tokens"]`. Mode `warn` adds Codex's `x-codex-primary-*` rate-limit
-headers. The refusals answer like the API: `rate_limit` a 429 `rate_limit_exceeded` with
-`retry-after: 1` (Codex retries a 429 only when told when), `usage_limit` a 429
-`usage_limit_reached` with `resets_at`, `auth` a 401 `invalid_api_key`, `overloaded` a 503
-`server_is_overloaded`. A WebSocket upgrade (`GET /v1/responses`) is refused with 426 so that a
-client falls back to HTTP at once.
+`Script.extra["reasoning_tokens"]`. Mode `warn` answers with Codex's rate-limit headers: the
+primary (5 h) window `Script.utilization` used until `Script.resets_at`, the secondary (weekly)
+one 40 % used (`x-codex-{primary,secondary}-used-percent`, `-window-minutes` and `-reset-at`, which
+Codex 0.169 records in its rollout file; `-reset-after-seconds`, which earlier versions read). The
+refusals answer like the API: `rate_limit` a 429 `rate_limit_exceeded` with `retry-after: 1`
+(Codex retries a 429 only when told when), `usage_limit` a 429 `usage_limit_reached` with
+`resets_at`, `auth` a 401 `invalid_api_key`, `overloaded` a 503 `server_is_overloaded`. A
+WebSocket upgrade (`GET /v1/responses`) is refused with 426 so that a client falls back to HTTP at
+once.
 """
 
 from __future__ import annotations
@@ -24,37 +27,22 @@ import json
 import shlex
 import time
 import uuid
-from collections.abc import Iterable
 from typing import Any
 
 from coders.mock.base import (
-    HELLO_NAME,
-    HELLO_TEXT,
-    PLAN_TEXT,
+    ANSWERING,
+    FINAL_TEXT,
     MockHandler,
-    MockServer,
+    Recorded,
     find_paths,
-    result_json,
+    script_step,
 )
 
-FINAL_TEXT = "Done. I wrote hello.txt and the result file."
 OUTPUT_TYPES = ("function_call_output", "custom_tool_call_output")
 SHELL_TOOLS = ("exec_command", "shell")
 RETRY_AFTER = {"retry-after": "1"}
 Item = dict[str, Any]
 SseEvent = tuple[str | None, Any]
-
-
-def _texts(value: Any) -> Iterable[str]:
-    """Every string under an input item's content, whatever its shape."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for item in value:
-            yield from _texts(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _texts(item)
 
 
 def _is_user_message(item: Any) -> bool:
@@ -79,14 +67,8 @@ def tool_outputs(body: dict[str, Any]) -> int:
 
 def _paths(body: dict[str, Any]) -> tuple[str, str]:
     """The working directory and result file named in the newest user message that has them."""
-    for item in reversed(_input(body)):
-        if not _is_user_message(item):
-            continue
-        for text in _texts(item.get("content")):
-            workdir, result = find_paths(text)
-            if workdir or result:
-                return workdir.rstrip("\"'`.,;:)"), result.rstrip("\"'`.,;:)")
-    return "", ""
+    users = [item.get("content") for item in _input(body) if _is_user_message(item)]
+    return find_paths(reversed(users))
 
 
 def _tools(body: dict[str, Any]) -> dict[str, str]:
@@ -102,24 +84,6 @@ def _tools(body: dict[str, Any]) -> dict[str, str]:
 def is_agent_turn(body: Any) -> bool:
     """A request of the agent's own loop (it offers tools)."""
     return isinstance(body, dict) and bool(_tools(body))
-
-
-def expected_usage(mock: MockServer) -> dict[str, int]:
-    """What the agent's turns were told they used, in fleet's terms (input excludes the cache)."""
-    turns = sum(
-        1
-        for r in mock.requests
-        if r.method == "POST"
-        and r.path.split("?", 1)[0].endswith("/responses")
-        and is_agent_turn(r.body)
-    )
-    script = mock.script
-    return {
-        "input_tokens": turns * script.input_tokens,
-        "output_tokens": turns * script.output_tokens,
-        "cache_read_tokens": turns * script.cache_read_tokens,
-        "cache_write_tokens": turns * script.cache_write_tokens,
-    }
 
 
 def _call_id() -> str:
@@ -156,7 +120,12 @@ def _message(text: str) -> Item:
 
 
 class OpenAIHandler(MockHandler):
-    expected_usage = staticmethod(expected_usage)
+    @staticmethod
+    def is_counted(request: Recorded) -> bool:
+        """The agent's own turns count."""
+        path = request.path.split("?", 1)[0]
+        is_post = request.method == "POST" and path.endswith("/responses")
+        return is_post and is_agent_turn(request.body)
 
     def do_POST(self) -> None:
         body = self.read_body()
@@ -164,7 +133,7 @@ class OpenAIHandler(MockHandler):
         mode = self.mock.script.mode
         if not path.endswith("/responses") or not isinstance(body, dict):
             self.send_error_json(404, "invalid_request_error", "not_found", f"no route {path}")
-        elif mode in ("ok", "warn"):
+        elif mode in ANSWERING:
             self.answer(body)
         else:
             self.refuse(mode)
@@ -191,15 +160,11 @@ class OpenAIHandler(MockHandler):
         tools = _tools(body)
         if not tools:
             return [_message(FINAL_TEXT)]
-        workdir, result = _paths(body)
-        done = tool_outputs(body)
-        if done == 0:
-            hello = f"{workdir}/{HELLO_NAME}" if workdir else HELLO_NAME
-            write_with = self.mock.script.extra.get("write_with")
-            return [_message(PLAN_TEXT), write_call(tools, hello, HELLO_TEXT, write_with)]
-        if done == 1 and result:
-            return [write_call(tools, result, result_json() + "\n", None)]
-        return [_message(FINAL_TEXT)]
+        step = script_step(self.mock.script, tool_outputs(body), *_paths(body))
+        items = [_message(step.text)] if step.text else []
+        if step.path:
+            items.append(write_call(tools, step.path, step.content, step.write_with))
+        return items
 
     def usage(self) -> dict[str, Any]:
         script = self.mock.script
@@ -275,7 +240,7 @@ class OpenAIHandler(MockHandler):
             # Codex retries a 429 only when it says when to: `retry-after`.
             self.send_error_json(429, "requests", "rate_limit_exceeded", message, RETRY_AFTER)
         elif mode == "usage_limit":
-            resets_at = script.resets_at or int(time.time()) + 3600
+            resets_at = script.reset_time()
             error = {
                 "type": "usage_limit_reached",
                 "message": "The usage limit has been reached",
@@ -294,9 +259,9 @@ class OpenAIHandler(MockHandler):
             self.send_error_json(500, "server_error", "unknown_mode", f"unknown mock mode {mode!r}")
 
     def limit_headers(self) -> dict[str, str]:
-        """Codex's rate-limit headers: the primary (5 h) window nearly used up."""
+        """Codex's rate-limit headers: the primary (5 h) window `utilization` used."""
         script = self.mock.script
-        resets_at = script.resets_at or int(time.time()) + 3600
+        resets_at = script.reset_time()
         return {
             "x-codex-primary-used-percent": f"{script.utilization * 100:.1f}",
             "x-codex-primary-window-minutes": "300",
