@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import coders
-from coders.base import Outcome
+from coders.base import Outcome, Usage
 from supervisor import accounts, budgets
 from supervisor import config as config_mod
 from supervisor.attempt import Attempt, live_files, run_dir
@@ -64,11 +64,13 @@ class Supervisor:
         self._states_commit: str | None = None
         self._stops: dict[str, threading.Thread] = {}
         self._ended: list[Handle] = []  # attempts over whose leftovers are still to be stopped
+        self._spent: list[tuple[str, Usage, float | None]] = []  # attempts ended in this tick
 
     # -- the loop --------------------------------------------------------------------------------
 
     def tick(self, now: float) -> TickReport:
         report = TickReport()
+        self._spent = []
         snap = self.store.snapshot()
         self._load(snap)
         ops: list[Op] = []
@@ -275,6 +277,8 @@ class Supervisor:
         ending = self._classify(attempt, code)
         record = self._record(attempt, ending, code, now)
         self._account_after(attempt, ending, now, ops)
+        cost = budgets.cost(attempt.usage, self.config.prices)
+        self._spent.append((attempt.account, attempt.usage, cost))
         files = _artifacts(attempt, record)
         config = self.config
 
@@ -496,11 +500,9 @@ class Supervisor:
     def _today(self, now: float) -> budgets.Day:
         start = budgets.day_start(now)
         tasks = [Task.from_dict(b) for b in self.store.cache.updated_since(start)]
-        live = [
-            (a.account, a.usage, budgets.cost(a.usage, self.config.prices))
-            for a in self.running.values()
-        ]
-        return budgets.today(tasks, live, now)
+        prices = self.config.prices
+        live = [(a.account, a.usage, budgets.cost(a.usage, prices)) for a in self.running.values()]
+        return budgets.today(tasks, live + self._spent, now)
 
     def _start(self, task_id: str, now: float, report: TickReport) -> Op:
         """Start the agent of a task this supervisor just claimed."""

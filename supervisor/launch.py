@@ -63,6 +63,7 @@ def launch(store: Store, config: Config, processes: Processes, task: Task, now: 
             "FLEET_ATTEMPT": str(n),
             "FLEET_RESULT_FILE": str(files.result),
             "TMPDIR": str(files.root / "tmp"),
+            **spec.account_env,
             **command.env,
             TOKEN_ENV: str(run.get("token") or new_token()),
         }

@@ -14,6 +14,7 @@ from supervisor.cli import main
 from supervisor.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
+pytest_plugins = ["tests.rig"]  # the supervisor loop's `rig` fixture
 
 
 @pytest.fixture(autouse=True)

@@ -42,6 +42,15 @@ class ScriptedParser:
         elif line.startswith("usage: "):
             self.usage.output_tokens += int(line.removeprefix("usage: "))
             return [Event(EventKind.USAGE, usage=self.usage)]
+        elif line.startswith("cost: "):
+            self.usage.cost_usd = (self.usage.cost_usd or 0.0) + float(line.removeprefix("cost: "))
+            return [Event(EventKind.USAGE, usage=self.usage)]
+        elif line.startswith("utilization: "):
+            used, _, resets = line.removeprefix("utilization: ").partition(" ")
+            limit = RateLimit(
+                "allowed_warning", "five_hour", utilization=float(used), resets_at=float(resets)
+            )
+            return [Event(EventKind.RATE_LIMIT, limit=limit)]
         elif line.startswith(LIMITED):
             self.resets_at = float(line.removeprefix(LIMITED))
             limit = RateLimit("rejected", "rate_limit", resets_at=self.resets_at)
@@ -62,9 +71,14 @@ class ScriptedCoder(BaseCoder):
     verified = False
     needs_result = True
     default_model = "scripted-1"
+    key_env = "SCRIPTED_API_KEY"
+    base_url_env = "SCRIPTED_BASE_URL"
 
     def command(self, spec: RunSpec) -> Command:
-        return Command(argv=[BINARY, "--prompt", spec.prompt], env={"SCRIPTED_MODEL": spec.model})
+        env = {"SCRIPTED_MODEL": spec.model}
+        if spec.config_dir is not None:
+            env["SCRIPTED_HOME"] = str(spec.config_dir)
+        return Command(argv=[BINARY, "--prompt", spec.prompt], env=env)
 
     def parser(self, spec: RunSpec | None = None) -> ScriptedParser:
         return ScriptedParser()
