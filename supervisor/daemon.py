@@ -266,9 +266,9 @@ class Supervisor:
         """The attempt's process is gone: classify it and record it."""
         attempt.flush(now)
         if attempt.spec is not None:
-            for event in attempt.coder.side_events(attempt.spec, attempt.parser.session_id):
-                if event.limit is not None and event.limit.utilization is not None:
-                    attempt.limit = event.limit
+            side = attempt.coder.side_events(attempt.spec, attempt.parser.session_id)
+            limits = [e.limit for e in side if e.limit and e.limit.utilization is not None]
+            attempt.limit = max(limits, key=lambda lim: lim.utilization or 0.0, default=attempt.limit)
             self._note_limit(attempt, now, ops)
         self.running.pop(attempt.task_id, None)
         if attempt.handle is not None:

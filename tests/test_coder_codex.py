@@ -363,9 +363,9 @@ def test_side_events_are_the_newest_token_counts_windows(tmp_path: Path) -> None
             "not json, token_count",
         ],
     )
-    assert limits_of(spec) == [
-        ("primary", "allowed", "usage_limit", 0.915, 1_900_000_100),
+    assert limits_of(spec) == [  # the most used window last
         ("secondary", "allowed", "usage_limit", 0.40, None),
+        ("primary", "allowed", "usage_limit", 0.915, 1_900_000_100),
     ]
     assert limits_of(spec, "01a2073b-0000-7231-8cd8-dcaff65cc7ad") == []
     assert limits_of(spec, "../*") == []
@@ -538,10 +538,10 @@ def test_cli_rate_limit_headers_become_side_events(tmp_path: Path) -> None:
     assert {e.kind for e in events} == {EventKind.RATE_LIMIT}
     limits = [e.limit for e in events if e.limit is not None]
     assert [(lim.window, lim.status, lim.utilization, lim.resets_at) for lim in limits] == [
-        ("primary", "allowed", 0.95, resets_at),
         ("secondary", "allowed", 0.40, None),
+        ("primary", "allowed", 0.95, resets_at),
     ]
-    assert events[0].text == "primary window (300 min): 95% used"
+    assert events[-1].text == "primary window (300 min): 95% used"
     assert CodexCoder().side_events(spec, "another-thread") == []
 
 

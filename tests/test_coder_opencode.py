@@ -183,7 +183,8 @@ def run_opencode(scratch: Scratch, mock: MockServer, **fields: object) -> Attemp
 
 
 @pytest.mark.cli
-def test_cli_ok(scratch: Scratch) -> None:
+def test_cli_ok_and_resume(scratch: Scratch) -> None:
+    """One run as the mock scripts it, then a resume of its session (a run costs opencode ~5 s)."""
     with MockServer(AnthropicHandler, ok_script()) as mock:
         attempt = run_opencode(scratch, mock)
         assert attempt.verdict.outcome == Outcome.SUCCESS, attempt.stderr
@@ -206,8 +207,14 @@ def test_cli_ok(scratch: Scratch) -> None:
         first = mock.requests[0]
         assert first.headers["x-api-key"] == KEY
         assert first.body["model"] == "claude-sonnet-4-5"
-    assert attempt.parser.session_id.startswith("ses_")
-    assert (scratch.config_dir / "data" / "opencode").is_dir()  # state in the account's dirs
+        assert attempt.parser.session_id.startswith("ses_")
+        assert (scratch.config_dir / "data" / "opencode").is_dir()  # state in the account's dirs
+        second = run_opencode(scratch, mock, resume_session=attempt.parser.session_id)
+        resumed = mock.requests[3].body["messages"]
+    assert second.verdict.outcome == Outcome.SUCCESS, second.verdict.reason
+    assert second.parser.session_id == attempt.parser.session_id
+    assert sum("tool_result" in json.dumps(m) for m in resumed) == 2  # the history was replayed
+    assert second.parser.usage.input_tokens == 1000  # this run's one call only
 
 
 @pytest.mark.cli
@@ -236,16 +243,3 @@ def test_cli_limits(scratch: Scratch, mode: str, outcome: Outcome, resets_at: in
     assert attempt.verdict.outcome == outcome, attempt.verdict.reason
     assert attempt.verdict.resets_at == resets_at
     assert not (scratch.workdir / HELLO_NAME).exists()
-
-
-@pytest.mark.cli
-def test_cli_resume_continues_the_session(scratch: Scratch) -> None:
-    with MockServer(AnthropicHandler, ok_script()) as mock:
-        first = run_opencode(scratch, mock)
-        assert first.verdict.outcome == Outcome.SUCCESS
-        second = run_opencode(scratch, mock, resume_session=first.parser.session_id)
-        resumed = mock.requests[3].body["messages"]
-    assert second.verdict.outcome == Outcome.SUCCESS, second.verdict.reason
-    assert second.parser.session_id == first.parser.session_id
-    assert sum("tool_result" in json.dumps(m) for m in resumed) == 2  # the history was replayed
-    assert second.parser.usage.input_tokens == 1000  # this run's one call only

@@ -301,8 +301,8 @@ def test_agent_started_by_a_supervisor_that_died_at_once_is_stopped(
 def test_agent_ignoring_sigterm_is_killed_after_the_grace(
     quick: Store, work: Path, home: Path
 ) -> None:
-    config.set_values(quick, ["grace_seconds=0.5"])
-    task_id = add(quick, "trap '' TERM; echo up; sleep 30", work, max_seconds=1.0, max_attempts=1)
+    config.set_values(quick, ["grace_seconds=0.5", "max_seconds=1"])
+    task_id = add(quick, "trap '' TERM; echo up; sleep 30", work, max_attempts=1)
     started = time.monotonic()
     service.Loop(quick).run(until_idle=True)
     assert time.monotonic() - started < 10
