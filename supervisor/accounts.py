@@ -1,10 +1,10 @@
 """Accounts: which credentials an agent runs with, which are usable now, and why not.
 
 An account is a table in the configuration (`[accounts.NAME]`): a coder, a config dir, the name of
-the variable holding its key (never the key), extra variables, a concurrency cap and daily
-ceilings. What the supervisor learns about it (limited until a reset, utilization near its limit)
-is state, kept in the store's tree as `accounts/<name>.json` and committed with the attempt that
-taught it.
+the variable holding its key (never the key) and of the agent's variable it goes in, extra
+variables, a concurrency cap and daily ceilings. What the supervisor learns about it (limited until
+a reset, utilization near its limit) is state, kept in the store's tree as `accounts/<name>.json`
+and committed with the attempt that taught it.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ class Account(BaseModel):
     coder: str = Field(description="the coder whose agents use this account")
     config_dir: str = Field("", description="CLAUDE_CONFIG_DIR / CODEX_HOME / HOME / XDG dirs")
     key_env: str = Field("", description="the variable whose value becomes the agent's key")
+    key_as: str = Field("", description="the agent's variable the key goes in ('' = the coder's)")
     env: dict[str, str] = Field(default_factory=dict, description="extra variables for its agents")
     max_concurrent: int | None = Field(None, ge=1, description="its agents at once")
     disabled: bool = Field(False, description="never dispatch to it")

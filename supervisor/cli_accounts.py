@@ -72,6 +72,7 @@ def _rows(store: Any) -> list[dict[str, Any]]:
                 "cost_today": round(day.cost.get(name, 0.0), 6),
                 "config_dir": account.config_dir,
                 "key_env": account.key_env,
+                "key_as": account.key_as,
             }
         )
     return out
@@ -87,6 +88,13 @@ def _rows(store: Any) -> list[dict[str, Any]]:
     "--key-env", default="", help="The variable holding its key (the key is never stored)."
 )
 @click.option(
+    "--key-as",
+    default="",
+    metavar="VAR",
+    help="The agent's variable the key goes in (default: the coder's, e.g. ANTHROPIC_API_KEY;"
+    " CLAUDE_CODE_OAUTH_TOKEN for a Claude subscription token).",
+)
+@click.option(
     "--env", "env", multiple=True, metavar="K=V", help="An extra variable for its agents."
 )
 @click.option("--max-concurrent", type=click.IntRange(min=1), help="Its agents at once.")
@@ -99,6 +107,7 @@ def add(
     coder: str,
     config_dir: str,
     key_env: str,
+    key_as: str,
     env: tuple[str, ...],
     max_concurrent: int | None,
     daily_max_cost: float | None,
@@ -121,9 +130,12 @@ def add(
                 hint="--env ANTHROPIC_BASE_URL=https://gateway.internal",
             )
         variables[key] = value
+    if key_as:
+        _check_key_as(coder, key_env, key_as)
     given: dict[str, Any] = {
         "config_dir": config_dir,
         "key_env": key_env,
+        "key_as": key_as,
         "max_concurrent": max_concurrent,
         "daily_max_cost": daily_max_cost,
         "daily_max_tokens": daily_max_tokens,
@@ -133,6 +145,25 @@ def add(
         entry["env"] = variables
     edit_entry(open_store(ctx), "accounts", name, entry, f"accounts: add {name} ({coder})")
     click.echo(f"account {name} added for {coder}")
+
+
+def _check_key_as(coder_name: str, key_env: str, key_as: str) -> None:
+    """`--key-as` must name one of the coder's credential variables, for a key `--key-env` gives."""
+    import coders
+
+    if not key_env:
+        raise BadInput("--key-as needs --key-env, the variable the key is read from")
+    try:
+        coder = coders.get(coder_name)
+    except KeyError:
+        return  # a coder fleet does not know yet: its variables cannot be checked
+    known = {coder.key_env, coder.usage_limit_key_env, *getattr(coder, "credential_env", ())}
+    known.discard("")
+    if known and key_as not in known:
+        raise BadInput(
+            f"--key-as {key_as}: {coder_name} takes its key in {', '.join(sorted(known))}",
+            hint=f"--key-as {coder.usage_limit_key_env or coder.key_env}",
+        )
 
 
 @accounts.command("remove")

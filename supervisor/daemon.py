@@ -268,7 +268,9 @@ class Supervisor:
         if attempt.spec is not None:
             side = attempt.coder.side_events(attempt.spec, attempt.parser.session_id)
             limits = [e.limit for e in side if e.limit and e.limit.utilization is not None]
-            attempt.limit = max(limits, key=lambda lim: lim.utilization or 0.0, default=attempt.limit)
+            attempt.limit = max(
+                limits, key=lambda lim: lim.utilization or 0.0, default=attempt.limit
+            )
             self._note_limit(attempt, now, ops)
         self.running.pop(attempt.task_id, None)
         if attempt.handle is not None:
@@ -349,7 +351,7 @@ class Supervisor:
             "ended_at": iso(now),
             "seconds": round(now - attempt.started_at, 3),
             "coder": attempt.coder.name,
-            "model": attempt.model or usage.model,
+            "model": attempt.model or usage.model or attempt.coder.default_model,
             "account": attempt.account,
             "actor": self.actor,
             "workdir": attempt.workdir,

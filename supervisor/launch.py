@@ -116,7 +116,8 @@ def run_spec(
         account = config.accounts[attempt.account]
         spec.config_dir = accounts.config_dir(account)
         try:
-            spec.account_env = accounts.agent_env(account, coder.key_env, environ)
+            key_as = account.key_as or coder.key_env
+            spec.account_env = accounts.agent_env(account, key_as, environ)
         except KeyError as exc:
             raise KeyError(
                 f"account {attempt.account}: {exc.args[0]} is not set for the supervisor"

@@ -31,6 +31,7 @@ T = TypeVar("T")
 CAS_TRIES = 200
 STALE_LOCK_SECONDS = 30.0  # leftovers of a writer this old are garbage
 REF_LOCK_PATIENCE = 2.0  # git holds the ref lock for microseconds; a lock this old is suspect
+REF_LOCKS = ("refs/heads/main.lock", "HEAD.lock")  # `update-ref refs/heads/main` takes both
 WRITER_TURN_SECONDS = 10.0  # wait this long for the writers' turn, then rely on the CAS alone
 _turns = threading.local()  # the homes whose turn this thread holds
 
@@ -239,18 +240,22 @@ class Store:
         return commit if self.git.cas_ref(commit, parent) else None
 
     def _after_lost_race(self, attempt: int) -> None:
-        self.clear_dead_ref_lock()
+        self.clear_dead_ref_locks()
         time.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))
 
-    def clear_dead_ref_lock(self, patience: float = REF_LOCK_PATIENCE) -> bool:
-        """Remove `refs/heads/main.lock` if the git that took it is dead; True if removed.
+    def clear_dead_ref_locks(self, patience: float = REF_LOCK_PATIENCE) -> list[str]:
+        """Remove the locks `update-ref` takes when the git that took them is dead.
 
-        git takes the lock and renames it over the ref within microseconds. A lock older than
+        git holds them for microseconds, while it moves the ref. A lock older than
         `patience` for which no git process on this store started before it was made can only
         have been left by a git that was killed. Sweepers take turns (a flock), so none of them
         removes a lock that a live git took after another sweeper removed the dead one.
+        Returns the paths removed.
         """
-        lock = self.git_dir / "refs" / "heads" / "main.lock"
+        locks = [self.git_dir / name for name in REF_LOCKS]
+        return [str(lock) for lock in locks if self._clear_dead_lock(lock, patience)]
+
+    def _clear_dead_lock(self, lock: Path, patience: float) -> bool:
         try:
             seen = lock.stat()
         except FileNotFoundError:
@@ -285,12 +290,12 @@ class Store:
 
     def sweep(self) -> list[str]:
         """Remove leftovers of writers that died: private indexes, dead git locks, temp objects."""
-        ref_lock = self.git_dir / "refs" / "heads" / "main.lock"
-        removed = [str(ref_lock)] if self.clear_dead_ref_lock() else []
+        removed = self.clear_dead_ref_locks()
         now = time.time()
+        ref_locks = {self.git_dir / name for name in REF_LOCKS}
         leftovers = [
             *(self.home / "tmp").glob("index-*"),
-            *(p for p in self.git_dir.rglob("*.lock") if p != ref_lock),
+            *(p for p in self.git_dir.rglob("*.lock") if p not in ref_locks),
             *self.git_dir.glob("objects/*/tmp_obj_*"),
         ]
         for path in leftovers:
