@@ -8,6 +8,7 @@ read rebuilds it from the tree.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -34,6 +35,7 @@ CREATE INDEX IF NOT EXISTS deps_target ON deps(depends_on_id);
 CREATE INDEX IF NOT EXISTS tasks_order ON tasks(status, priority, created_ts);
 """
 TASKS_DIR = "tasks/"
+PREFIX_LINE = re.compile(r'^id_prefix = "([a-z][a-z0-9_]{0,15})"$', re.M)
 _RESOLVED = "('closed', 'pinned')"
 _BLOCKING = "('" + "', '".join(sorted(BLOCKING_TYPES)) + "')"
 _NOT_WORK = "('" + "', '".join(sorted(NOT_WORK_TYPES)) + "')"
@@ -223,14 +225,11 @@ class Cache:
         """The text of `config.toml` at the cached commit ("" when there is none)."""
         return self._meta("config") or ""
 
-    def config(self) -> dict[str, Any]:
-        """`config.toml` parsed, unvalidated (the fast path for `bd create`)."""
-        import tomllib
-
-        try:
-            return tomllib.loads(self.config_text())
-        except tomllib.TOMLDecodeError:
-            return {}
+    def id_prefix(self) -> str:
+        """`id_prefix` from `config.toml` as fleet writes it ("" when unset), without a TOML
+        parser: `bd create` reads only this setting, and its start-up time counts."""
+        match = PREFIX_LINE.search(self.config_text())
+        return match.group(1) if match else ""
 
     def get(self, task_id: str) -> Task | None:
         row = self.db.execute("SELECT body FROM tasks WHERE id=?", (task_id,)).fetchone()

@@ -7,15 +7,22 @@ private index, and refs move only by `update-ref NEW OLD`, a compare-and-swap.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
-import tempfile
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from supervisor.errors import GitError
+
+if TYPE_CHECKING:
+    from hashlib import sha1
+else:  # the builtin SHA-1: importing hashlib loads OpenSSL, a start-up cost `bd create` feels
+    try:
+        from _sha1 import sha1
+    except ImportError:  # pragma: no cover - interpreters without it
+        from hashlib import sha1
 
 ZERO = "0" * 40
 SAFE_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
@@ -29,6 +36,16 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     if extra:
         env.update(extra)
     return env
+
+
+def _exclusive(directory: Path, prefix: str) -> tuple[int, str]:
+    """A new file only this call created (tempfile's job, without importing it: start-up cost)."""
+    while True:
+        name = str(directory / f"{prefix}{os.getpid()}-{os.urandom(6).hex()}")
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), name
+        except FileExistsError:
+            continue
 
 
 def run_in(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -94,12 +111,12 @@ class Git:
     def write_object(self, kind: str, data: bytes) -> str:
         """Store a loose object (atomic: temp file + rename) and return its sha."""
         header = f"{kind} {len(data)}\0".encode()
-        sha = hashlib.sha1(header + data, usedforsecurity=False).hexdigest()
+        sha = sha1(header + data).hexdigest()
         path = self.objects / sha[:2] / sha[2:]
         if path.exists():
             return sha
         path.parent.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="tmp_obj_")
+        fd, tmp = _exclusive(path.parent, "tmp_obj_")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(zlib.compress(header + data, 1))
@@ -112,7 +129,7 @@ class Git:
 
     def write_tree(self, base: str | None, changes: Mapping[str, str | None], tmp_dir: Path) -> str:
         """The tree of `base` with `changes` applied (path -> blob sha, or None to delete)."""
-        fd, index = tempfile.mkstemp(dir=tmp_dir, prefix="index-")
+        fd, index = _exclusive(tmp_dir, "index-")
         os.close(fd)
         os.unlink(index)  # git wants to create it; the name is ours alone
         env = {"GIT_INDEX_FILE": index}

@@ -6,10 +6,8 @@ import (the CLI's hot paths, `fleet bd create` among them, never load pydantic).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -134,12 +132,11 @@ def base36(number: int, length: int) -> str:
     return "".join(reversed(digits))
 
 
-def new_id(prefix: str, title: str, existing: int, nonce: int = 0) -> str:
-    """beads' adaptive hash id: SHA-256 of title, creator, time and nonce, base36, 4+ chars."""
+def new_id(prefix: str, existing: int, widen: int = 0) -> str:
+    """A new id: prefix, '-', random base36, as long as beads' adaptive ids (4 characters up to
+    500 tasks, then 5, 6, 8) plus `widen` after collisions."""
     length = 4 if existing < 500 else 5 if existing < 1500 else 6 if existing < 20000 else 8
-    seed = f"{title}|{os.getpid()}|{time.time_ns()}|{nonce}".encode()
-    digest = int.from_bytes(hashlib.sha256(seed).digest()[:12], "big")
-    return f"{prefix}-{base36(digest, length)}"
+    return f"{prefix}-{base36(int.from_bytes(os.urandom(12), 'big'), min(16, length + widen))}"
 
 
 @dataclass

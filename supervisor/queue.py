@@ -94,8 +94,8 @@ def check_limits(max_seconds: float | None, max_cost: float | None) -> None:
 
 
 def _prefix(snap: Snapshot) -> str:
-    prefix = snap.store.cache.config().get("id_prefix", DEFAULT_PREFIX)
-    return str(prefix) if isinstance(prefix, str) and PREFIX_PATTERN.match(prefix) else "fl"
+    prefix = snap.store.cache.id_prefix() or DEFAULT_PREFIX
+    return prefix if PREFIX_PATTERN.match(prefix) else DEFAULT_PREFIX
 
 
 def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
@@ -125,11 +125,10 @@ def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
         stamp = now_iso()
         count = snap.store.cache.count()
         prefix = _prefix(snap)
-        task_id = new_id(prefix, title, count)
-        nonce = 0
-        while snap.get(task_id) is not None:
-            nonce += 1
-            task_id = new_id(prefix, title, count + 1000 * (nonce // 10), nonce)
+        task_id, tries = new_id(prefix, count), 0
+        while snap.get(task_id) is not None:  # beads: after 10 collisions, one character more
+            tries += 1
+            task_id = new_id(prefix, count, tries // 10)
         task = Task(
             id=task_id,
             title=title,

@@ -11,8 +11,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import random
-import socket
 import stat
 import threading
 import time
@@ -55,7 +53,7 @@ def user_actor() -> str:
         user = pwd.getpwuid(os.getuid()).pw_name
     except KeyError:
         user = os.environ.get("USER") or str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
+    return f"{user}@{os.uname().nodename}"
 
 
 @dataclass
@@ -241,7 +239,8 @@ class Store:
 
     def _after_lost_race(self, attempt: int) -> None:
         self.clear_dead_ref_locks()
-        time.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))
+        jitter = int.from_bytes(os.urandom(2), "big") / 65536  # not `random`: start-up cost
+        time.sleep(jitter * min(0.05, 0.001 * (attempt + 1)))
 
     def clear_dead_ref_locks(self, patience: float = REF_LOCK_PATIENCE) -> list[str]:
         """Remove the locks `update-ref` takes when the git that took them is dead.
