@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from supervisor.errors import GitError
+from supervisor.trees import Trees
 
 if TYPE_CHECKING:
     from hashlib import sha1
@@ -58,6 +59,7 @@ class Git:
     def __init__(self, git_dir: Path) -> None:
         self.git_dir = git_dir
         self.objects = git_dir / "objects"
+        self.trees = Trees(self._loose, self.read, self.write_object)
 
     def run(
         self,
@@ -127,23 +129,16 @@ class Git:
             raise
         return sha
 
-    def write_tree(self, base: str | None, changes: Mapping[str, str | None], tmp_dir: Path) -> str:
-        """The tree of `base` with `changes` applied (path -> blob sha, or None to delete)."""
-        fd, index = _exclusive(tmp_dir, "index-")
-        os.close(fd)
-        os.unlink(index)  # git wants to create it; the name is ours alone
-        env = {"GIT_INDEX_FILE": index}
+    def write_tree(self, base: str | None, changes: Mapping[str, str | None]) -> str:
+        """The tree of commit `base` with `changes` applied (path -> blob sha, None: delete)."""
+        base_tree = self.trees.commit_tree(base) if base else None
+        return self.trees.apply(base_tree, changes)
+
+    def _loose(self, sha: str) -> bytes | None:
         try:
-            if base:
-                self.run("read-tree", base, env=env)
-            lines = []
-            for path, sha in changes.items():
-                lines.append(f"100644 {sha}\t{path}" if sha else f"0 {ZERO}\t{path}")
-            self.run("update-index", "--index-info", input="\n".join(lines).encode(), env=env)
-            return self.out("write-tree", env=env).strip()
-        finally:
-            Path(index).unlink(missing_ok=True)
-            Path(index + ".lock").unlink(missing_ok=True)
+            return (self.objects / sha[:2] / sha[2:]).read_bytes()
+        except FileNotFoundError:
+            return None
 
     def commit(self, tree: str, parent: str | None, message: str, who: str, when: int) -> str:
         lines = [f"tree {tree}"]

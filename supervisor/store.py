@@ -232,7 +232,7 @@ class Store:
         blobs: dict[str, str | None] = {}
         for path, data in change.files.items():
             blobs[path] = None if data is None else self.git.write_object("blob", data)
-        tree = self.git.write_tree(parent, blobs, self.home / "tmp")
+        tree = self.git.write_tree(parent, blobs)
         ident = f"{actor.split('@')[0]} <{actor}>"
         commit = self.git.commit(tree, parent, change.message(actor), ident, int(time.time()))
         return commit if self.git.cas_ref(commit, parent) else None
