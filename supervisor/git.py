@@ -60,6 +60,7 @@ class Git:
         self.git_dir = git_dir
         self.objects = git_dir / "objects"
         self.trees = Trees(self._loose, self.read, self.write_object)
+        self._folders: set[str] = set()  # object folders known to exist
 
     def run(
         self,
@@ -114,16 +115,18 @@ class Git:
         """Store a loose object (atomic: temp file + rename) and return its sha."""
         header = f"{kind} {len(data)}\0".encode()
         sha = sha1(header + data).hexdigest()
-        path = self.objects / sha[:2] / sha[2:]
+        folder = self.objects / sha[:2]
+        path = folder / sha[2:]
         if path.exists():
             return sha
-        path.parent.mkdir(exist_ok=True)
-        fd, tmp = _exclusive(path.parent, "tmp_obj_")
+        if sha[:2] not in self._folders:
+            folder.mkdir(exist_ok=True)
+            self._folders.add(sha[:2])
+        fd, tmp = _exclusive(folder, "tmp_obj_")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(zlib.compress(header + data, 1))
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, path)
+            os.rename(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
