@@ -152,7 +152,10 @@ def _check_key_as(coder_name: str, key_env: str, key_as: str) -> None:
     import coders
 
     if not key_env:
-        raise BadInput("--key-as needs --key-env, the variable the key is read from")
+        raise BadInput(
+            "--key-as needs --key-env, the variable the key is read from",
+            hint=f"--key-env MY_TOKEN --key-as {key_as}",
+        )
     try:
         coder = coders.get(coder_name)
     except KeyError:

@@ -64,8 +64,12 @@ def log_path(store: Store) -> Path:
 
 
 def acquire(store: Store, mode: str) -> FileLock:
-    """Take the home's supervisor lock, or say which process holds it."""
-    lock = FileLock(lock_path(store), blocking=False)
+    """Take the home's supervisor lock, or say which process holds it.
+
+    It waits a second: `running()` probes the lock for an instant, and a supervisor starting at
+    that instant must not take the probe for a running supervisor (which holds it for its life).
+    """
+    lock = FileLock(lock_path(store), timeout=1.0)
     try:
         lock.acquire()
     except Timeout:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -77,18 +79,41 @@ def create(fleet: Fleet, title: str, *options: str) -> str:
 
 
 def run_supervisor(home: Path, *options: str) -> Result:
-    """`fleet supervisor run OPTIONS...` as a real process, which must exit 0 in time."""
-    return ok(fleet_process("supervisor", "run", *options, home=home, timeout=RUN_TIMEOUT))
-
-
-def supervise_until(home: Path, probe: Callable[[], T], what: str) -> T:
-    """Run the supervisor in the background (`fleet supervisor start`) until `probe` holds, then
-    stop it and whatever agent still runs."""
-    ok(fleet_process("supervisor", "start", home=home))
+    """`fleet supervisor run OPTIONS...` as a real process, which must exit 0 in time (past the
+    deadline it is killed, and so are its agents, which run in sessions of their own)."""
     try:
-        return wait_for(probe, RUN_TIMEOUT, what)
+        return ok(fleet_process("supervisor", "run", *options, home=home, timeout=RUN_TIMEOUT))
+    except subprocess.TimeoutExpired:
+        for proc in agents_of(home):
+            proc.kill()
+        pytest.fail(f"fleet supervisor run {' '.join(options)} ran past {RUN_TIMEOUT:g} s")
+
+
+def supervise_until(home: Path, probe: Callable[[], T | None], what: str) -> T:
+    """Run `fleet supervisor run` in the background until `probe` returns something, then stop it
+    (`fleet supervisor stop --now`) with whatever agent still runs; what `probe` returned.
+
+    The supervisor runs in the foreground of a process of its own rather than through `fleet
+    supervisor start`: while that command waits for the daemon, it probes the supervisor lock by
+    taking it for an instant, and a daemon that tries the lock at that instant exits at once."""
+    env = {**os.environ, "FLEET_HOME": str(home)}
+    argv = [sys.executable, "-m", "supervisor", "supervisor", "run"]
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        found = wait_for(probe, RUN_TIMEOUT, what)
     finally:
-        ok(fleet_process("supervisor", "stop", "--now", "--timeout", "60", home=home))
+        stopped = fleet_process("supervisor", "stop", "--now", "--timeout", "60", home=home)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+    ok(stopped)
+    assert proc.returncode == 0, f"the supervisor exited {proc.returncode}: {err}"
+    assert found is not None
+    return found
 
 
 def task_of(home: Path, task_id: str) -> Task:
@@ -99,10 +124,10 @@ def task_of(home: Path, task_id: str) -> Task:
         store.close()
 
 
-def ended(home: Path, task_id: str, attempts: int = 1) -> Task | None:
-    """The task once its first `attempts` attempts are recorded (None before)."""
+def ended(home: Path, task_id: str) -> Task | None:
+    """The task once its first attempt is recorded (None before)."""
     task = task_of(home, task_id)
-    return task if len(task.attempts) >= attempts else None
+    return task if task.attempts else None
 
 
 def read_json(fleet: Fleet, *args: str) -> Any:

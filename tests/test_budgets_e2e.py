@@ -47,10 +47,8 @@ def test_max_seconds_stops_the_tree_and_blocks_the_task(
 ) -> None:
     child = work / "child.pid"
     command = f"sleep 30 & echo $! > {child}; sleep 30"
-    task_id = create(
-        fleet, "sleeps", "--coder", "shell", "--command", command, "--cwd", str(work),
-        "--max-seconds", "1",
-    )  # fmt: skip
+    options = ["--coder", "shell", "--command", command, "--cwd", str(work), "--max-seconds", "1"]
+    task_id = create(fleet, "sleeps", *options)
     run_supervisor(home, "--until-idle")
     task = task_of(home, task_id)
     assert task.status == "blocked"

@@ -70,9 +70,9 @@ def quick(fleet: Fleet) -> None:
 
 
 def key_env(name: str, mode: str) -> str:
-    """The variable of the dummy key: Claude shows usage limits and warnings only with OAuth."""
+    """The variable of the dummy key: Claude shows usage limits only with OAuth."""
     coder = coders.get(name)
-    if mode in ("usage_limit", "warn") and coder.usage_limit_key_env:
+    if mode == "usage_limit" and coder.usage_limit_key_env:
         return coder.usage_limit_key_env
     return coder.key_env
 
@@ -83,8 +83,10 @@ def user_settings(name: str, home: Path) -> None:
     per request. With no account, the agent uses the user's own Gemini settings."""
     if name != "gemini":
         return
-    settings = {"security": {"auth": {"selectedType": "gemini-api-key"}}}
-    settings["general"] = {"maxAttempts": 1}  # type: ignore[dict-item]
+    settings = {
+        "security": {"auth": {"selectedType": "gemini-api-key"}},
+        "general": {"maxAttempts": 1},
+    }
     (home / ".gemini").mkdir()
     (home / ".gemini" / "settings.json").write_text(json.dumps(settings))
 
@@ -126,7 +128,7 @@ def priced(usage: dict[str, Any]) -> float:
     assert price is not None, usage["model"]
     kinds = {"input": "input_tokens", "output": "output_tokens"}
     kinds |= {"cache_read": "cache_read_tokens", "cache_write": "cache_write_tokens"}
-    return sum(usage[tokens] * price[kind] for kind, tokens in kinds.items()) / 1_000_000
+    return float(sum(usage[tokens] * price[kind] for kind, tokens in kinds.items())) / 1e6
 
 
 # -- a task to the end -------------------------------------------------------------------------

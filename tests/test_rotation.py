@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+import coders
 from coders.mock.base import HELLO_NAME, HELLO_TEXT, MockServer, Script
 from supervisor.ledger import TOKEN_KINDS, attempt_day
 from supervisor.model import Task, iso, parse_time
@@ -35,8 +36,6 @@ from tests.cli_e2e import (
     task_of,
     use_clis,
 )
-
-pytestmark = pytest.mark.cli
 
 
 @dataclass(frozen=True)
@@ -69,10 +68,12 @@ def work(tmp_path: Path, fleet: Fleet) -> Path:
 def add_account(
     fleet: Fleet, flavour: Flavour, name: str, mock: MockServer, config_dir: Path, key_as: str = ""
 ) -> None:
+    """Account `name` of the flavour's coder: its agents talk to `mock`, with the key in
+    `<NAME>_KEY`."""
     coder = flavour.name
-    variable = {"claude": "ANTHROPIC_BASE_URL", "codex": "OPENAI_BASE_URL"}[coder]
+    url = f"{coders.get(coder).base_url_env}={base_url(coder, mock)}"
     options = ["--coder", coder, "--config-dir", str(config_dir)]
-    options += ["--key-env", f"{name.upper()}_KEY", "--env", f"{variable}={base_url(coder, mock)}"]
+    options += ["--key-env", f"{name.upper()}_KEY", "--env", url]
     ok(fleet("accounts", "add", name, *options, *(["--key-as", key_as] if key_as else [])))
 
 
@@ -92,9 +93,27 @@ def credential(mock: MockServer) -> str:
     return headers.get("authorization") or headers["x-api-key"]
 
 
+# -- which variable the key goes in ----------------------------------------------------------
+
+
+def test_key_as_is_one_of_the_coders_credential_variables(fleet: Fleet) -> None:
+    oauth = "CLAUDE_CODE_OAUTH_TOKEN"
+    wrong = fleet("accounts", "add", "x", "--coder", "claude", "--key-env", "K", "--key-as", "PATH")
+    assert wrong.code == 2
+    known = "ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN, CLAUDE_CODE_OAUTH_TOKEN"
+    assert f"--key-as PATH: claude takes its key in {known}" in wrong.err
+    alone = fleet("accounts", "add", "x", "--coder", "claude", "--key-as", oauth)
+    assert alone.code == 2 and "--key-as needs --key-env" in alone.err
+    assert read_json(fleet, "accounts") == []  # a bad input changes nothing
+    ok(fleet("accounts", "add", "x", "--coder", "claude", "--key-env", "K", "--key-as", oauth))
+    [row] = read_json(fleet, "accounts")
+    assert (row["key_env"], row["key_as"]) == ("K", oauth)
+
+
 # -- a usage limit moves the task ------------------------------------------------------------
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("name", list(FLAVOURS))
 def test_a_usage_limit_moves_the_task_to_the_other_account(
     name: str, work: Path, fleet: Fleet, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -136,6 +155,8 @@ def test_a_usage_limit_moves_the_task_to_the_other_account(
 # -- an early warning stops dispatches -------------------------------------------------------
 
 
+@pytest.mark.cli
+@pytest.mark.cli
 @pytest.mark.parametrize("name", list(FLAVOURS))
 def test_an_early_warning_stops_dispatches_to_the_warned_account(
     name: str, work: Path, fleet: Fleet, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
