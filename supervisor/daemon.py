@@ -127,7 +127,8 @@ class Supervisor:
             self._enforce(attempt, snap.get(task_id), now, ops)
             if now - attempt.checkpoint_at >= self.config.checkpoint_seconds:
                 ops.append(self._checkpoint(attempt, now))
-            self._write_status(attempt)
+            if attempt.lines != attempt.status_lines:  # news since the last status file
+                self._write_status(attempt)
 
     def _enforce(self, attempt: Attempt, task: Task | None, now: float, ops: list[Op]) -> None:
         if attempt.stop:
@@ -387,6 +388,7 @@ class Supervisor:
         return Op(attempt.task_id, "checkpoint", change, files)
 
     def _write_status(self, attempt: Attempt) -> None:
+        attempt.status_lines = attempt.lines
         summary = attempt.summary()
         summary["usage"]["cost_usd"] = budgets.cost(attempt.usage, self.config.prices)
         _write_json(attempt.files.root / "status.json", summary)
@@ -531,9 +533,21 @@ class Supervisor:
     # -- committing and stopping -----------------------------------------------------------------
 
     def _cleanup_ended(self, ops: list[Op], won: set[str]) -> None:
-        for op in ops:
-            if op.ended and op.task_id in won:
-                shutil.rmtree(self.store.home / "live" / op.task_id, ignore_errors=True)
+        """Remove the live files of ended attempts once their record is committed."""
+        gone = [
+            self.store.home / "live" / op.task_id for op in ops if op.ended and op.task_id in won
+        ]
+        if not gone:
+            return
+
+        def remove() -> None:
+            for path in gone:
+                shutil.rmtree(path, ignore_errors=True)
+
+        if self.background_stops:
+            self._in_background(f"live {gone[0].name}", remove)
+        else:
+            remove()
 
     def stop_all(self) -> None:
         """Stop every running agent (the supervisor is going away with --now)."""
