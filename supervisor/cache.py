@@ -286,30 +286,24 @@ class Cache:
         return [json.loads(body) for (body,) in self.db.execute(sql, args)]
 
     def nodes(self, include_closed: bool = False) -> dict[str, Node]:
-        """Readiness nodes of every task not closed, plus the status of what they point at."""
+        """Graph nodes of every task not closed, plus the status of what they point at."""
         cond = "" if include_closed else "WHERE status NOT IN ('closed')"
         nodes: dict[str, Node] = {}
-        sql = (
-            "SELECT id, status, priority, created_ts, issue_type, defer_until, not_before, hidden"
-            f" FROM tasks {cond}"
-        )
-        for row in self.db.execute(sql):
-            nodes[row[0]] = Node(
-                row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7])
-            )
+        for row in self.db.execute(f"SELECT id, status, priority, created_ts FROM tasks {cond}"):
+            nodes[row[0]] = Node(row[0], row[1], row[2], row[3])
         kinds = (*BLOCKING_TYPES, PARENT_TYPE)
         sql = (
-            "SELECT d.issue_id, d.depends_on_id, d.type, t.id, t.status, t.priority, t.created_ts,"
-            " t.issue_type FROM deps d LEFT JOIN tasks t ON t.id = d.depends_on_id"
+            "SELECT d.issue_id, d.depends_on_id, d.type, t.id, t.status, t.priority, t.created_ts"
+            " FROM deps d LEFT JOIN tasks t ON t.id = d.depends_on_id"
             f" WHERE d.type IN ({','.join('?' * len(kinds))})"
         )
-        for issue, target, kind, tid, status, prio, created, itype in self.db.execute(sql, kinds):
+        for issue, target, kind, tid, status, prio, created in self.db.execute(sql, kinds):
             node = nodes.get(issue)
             if node is None:
                 continue
             (node.parents if kind == PARENT_TYPE else node.blockers).append(target)
             if tid is not None and target not in nodes:  # a closed target: known, resolved
-                nodes[target] = Node(tid, status, prio, created, itype)
+                nodes[target] = Node(tid, status, prio, created)
         return nodes
 
     def ready(self, now: float, limit: int = 0, waiting: bool = True) -> list[str]:

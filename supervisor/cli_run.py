@@ -91,9 +91,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 
 def _ready_ids(store: Any) -> list[str]:
-    from supervisor.graph import ready
-
-    return [n.id for n in ready(store.cache.nodes(), time.time(), waiting=True)]
+    store.cache.sync()
+    return list(store.cache.ready(time.time(), waiting=True))
 
 
 @supervisor.command("run")

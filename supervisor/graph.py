@@ -1,7 +1,8 @@
-"""Readiness, blocking and cycles over the dependency graph (beads' rules). Pure.
+"""What blocks what, and cycles, over the dependency graph (beads' rules). Pure.
 
-Works on `Node`s, the few fields readiness needs, so the cache can answer `ready` at 10,000
-tasks without building full task objects.
+Works on `Node`s, the few fields blocking needs, so `fleet bd blocked` can explain every blocked
+task at 10,000 tasks without building full task objects. Readiness itself is one SQL query over
+the cache (`Cache.ready`), by the same rules.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from supervisor.model import NOT_WORK_TYPES, Task, parse_time
+from supervisor.model import Task, parse_time
 
 
 @dataclass
@@ -18,10 +19,6 @@ class Node:
     status: str
     priority: int
     created_ts: float  # created_at as epoch seconds (0 when unknown)
-    issue_type: str = "task"
-    defer_until: str = ""
-    not_before: str = ""
-    hidden: bool = False  # ephemeral wisps and templates: never ready work
     blockers: list[str] = field(default_factory=list)  # targets of blocking dependencies
     parents: list[str] = field(default_factory=list)  # targets of parent-child dependencies
 
@@ -32,10 +29,6 @@ class Node:
             status=task.status,
             priority=task.priority,
             created_ts=parse_time(task.created_at) if task.created_at else 0.0,
-            issue_type=task.issue_type,
-            defer_until=task.defer_until,
-            not_before=task.not_before,
-            hidden=bool(task.extra.get("ephemeral") or task.extra.get("is_template")),
             blockers=task.blockers(),
             parents=task.parents(),
         )
@@ -75,43 +68,6 @@ def blocked_by(nodes: Mapping[str, Node]) -> dict[str, list[str]]:
             result[child] = [parent]
             frontier.append(child)
     return result
-
-
-def _deferred(node: Node, nodes: Mapping[str, Node], now: float) -> bool:
-    if node.defer_until and parse_time(node.defer_until) > now:
-        return True
-    for parent in node.parents:  # a child of a deferred parent waits with it
-        p = nodes.get(parent)
-        if p is not None and (
-            p.status == "deferred" or (p.defer_until and parse_time(p.defer_until) > now)
-        ):
-            return True
-    return False
-
-
-def order_key(node: Node) -> tuple[int, float, str]:
-    """Dispatch order: priority, then oldest first, then id."""
-    return (node.priority, node.created_ts, node.id)
-
-
-def ready(nodes: Mapping[str, Node], now: float, *, waiting: bool = True) -> list[Node]:
-    """Ready work in dispatch order: open, unblocked, not deferred, a work type.
-
-    `waiting=False` also leaves out tasks whose retry waits (`not_before` in the future).
-    """
-    blocked = blocked_by(nodes)
-    out = [
-        n
-        for n in nodes.values()
-        if n.status == "open"
-        and n.id not in blocked
-        and not n.hidden
-        and n.issue_type not in NOT_WORK_TYPES
-        and not _deferred(n, nodes, now)
-        and (waiting or not n.not_before or parse_time(n.not_before) <= now)
-    ]
-    out.sort(key=order_key)
-    return out
 
 
 def find_cycle(edges: Mapping[str, Iterable[str]], start: str, target: str) -> list[str] | None:
