@@ -360,6 +360,7 @@ def test_terminate_kills_a_tokenless_orphan_through_the_process_group(runner: Ru
     assert sleep is not None
     handle, ready = runner.start_ready(ORPHAN_IN_GROUP, sleep)
     orphan = psutil.Process(int(ready.read_text()))
+    wait_for(lambda: orphan.name() == "sleep", what="the orphan to exec")  # then its env is {}
     assert TOKEN_ENV not in orphan.environ()
     assert orphan.pid not in {p.pid for p in psutil.Process(handle.pid).children(recursive=True)}
     assert os.getpgid(orphan.pid) == handle.pid
