@@ -79,6 +79,7 @@ class Attempt:
     partial: bytes = b""
     lines: int = 0
     status_lines: int = -1  # `lines` when the status file was last written
+    status_at: float = 0.0  # when it was
     events: int = 0
     stop: str = ""  # why the supervisor is stopping it ("" while it runs on)
     checkpoint_at: float = 0.0

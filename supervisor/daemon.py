@@ -35,6 +35,8 @@ from supervisor.store import Snapshot, Store
 
 __all__ = ["Op", "Supervisor", "TickReport"]
 
+STATUS_EVERY = 1.0  # seconds between two writes of a running attempt's status file
+
 
 class Supervisor:
     def __init__(
@@ -127,8 +129,8 @@ class Supervisor:
             self._enforce(attempt, snap.get(task_id), now, ops)
             if now - attempt.checkpoint_at >= self.config.checkpoint_seconds:
                 ops.append(self._checkpoint(attempt, now))
-            if attempt.lines != attempt.status_lines:  # news since the last status file
-                self._write_status(attempt)
+            if attempt.lines != attempt.status_lines and now - attempt.status_at >= STATUS_EVERY:
+                self._write_status(attempt, now)  # news, and the file is a second old
 
     def _enforce(self, attempt: Attempt, task: Task | None, now: float, ops: list[Op]) -> None:
         if attempt.stop:
@@ -387,8 +389,8 @@ class Supervisor:
 
         return Op(attempt.task_id, "checkpoint", change, files)
 
-    def _write_status(self, attempt: Attempt) -> None:
-        attempt.status_lines = attempt.lines
+    def _write_status(self, attempt: Attempt, now: float) -> None:
+        attempt.status_lines, attempt.status_at = attempt.lines, now
         summary = attempt.summary()
         summary["usage"]["cost_usd"] = budgets.cost(attempt.usage, self.config.prices)
         _write_json(attempt.files.root / "status.json", summary)
