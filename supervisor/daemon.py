@@ -36,6 +36,7 @@ from supervisor.store import Snapshot, Store
 __all__ = ["Op", "Supervisor", "TickReport"]
 
 STATUS_EVERY = 1.0  # seconds between two writes of a running attempt's status file
+ADOPT_EVERY = 10.0  # seconds between two looks for attempts a dead supervisor left
 
 
 class Supervisor:
@@ -67,6 +68,8 @@ class Supervisor:
         self._stops: dict[str, threading.Thread] = {}
         self._ended: list[Handle] = []  # attempts over whose leftovers are still to be stopped
         self._spent: list[tuple[str, Usage, float | None]] = []  # attempts ended in this tick
+        self._adopt_at = 0.0  # when to look for orphaned attempts next
+        self._tasks: tuple[str | None, dict[str, Task | None]] = (None, {})  # parsed, by commit
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -76,7 +79,9 @@ class Supervisor:
         snap = self.store.snapshot()
         self._load(snap)
         ops: list[Op] = []
-        self._adopt(now, ops)
+        if now >= self._adopt_at:  # at the first tick, then now and then: orphans are rare
+            self._adopt(now, ops)
+            self._adopt_at = now + ADOPT_EVERY
         self._reconcile(snap, now, ops, report)
         picks = [] if self.stopping or self.config.paused else self._choose(snap, now)
         ops += [claim_op(p, self.actor, self.host, self.pid, now) for p in picks]
@@ -126,11 +131,21 @@ class Supervisor:
                 ops.append(self._end(attempt, code, now, ops))
                 report.ended.append((task_id, ops[-1].event))
                 continue
-            self._enforce(attempt, snap.get(task_id), now, ops)
+            self._enforce(attempt, self._task(snap, task_id), now, ops)
             if now - attempt.checkpoint_at >= self.config.checkpoint_seconds:
                 ops.append(self._checkpoint(attempt, now))
             if attempt.lines != attempt.status_lines and now - attempt.status_at >= STATUS_EVERY:
                 self._write_status(attempt, now)  # news, and the file is a second old
+
+    def _task(self, snap: Snapshot, task_id: str) -> Task | None:
+        """The task as of the snapshot, parsed once per commit (ticks mostly see no change)."""
+        commit, parsed = self._tasks
+        if commit != snap.commit:
+            parsed = {}
+            self._tasks = (snap.commit, parsed)
+        if task_id not in parsed:
+            parsed[task_id] = snap.get(task_id)
+        return parsed[task_id]
 
     def _enforce(self, attempt: Attempt, task: Task | None, now: float, ops: list[Op]) -> None:
         if attempt.stop:
