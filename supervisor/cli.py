@@ -111,7 +111,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2 if isinstance(exc, click.UsageError) else exc.exit_code
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: say so in one line, keep the details for a report
+        where = _crash_log(exc)
+        click.echo(f"fleet: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo(f"  details: {where} (please include them in a bug report)", err=True)
+        return 3
     return 0
+
+
+def _crash_log(exc: Exception) -> str:
+    """Append the traceback, version and platform to the home's crash log; return its path."""
+    import platform
+    import traceback
+    from importlib.metadata import version
+
+    home = Path(os.environ.get("FLEET_HOME") or Path.home() / ".fleet").expanduser()
+    path = home / "logs" / "crash.log" if (home / "logs").is_dir() else Path("/tmp/fleet-crash.log")
+    text = "".join(traceback.format_exception(exc))
+    stamp = f"fleet {version('fleet')}, Python {platform.python_version()}, {platform.platform()}"
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"--- {' '.join(sys.argv)}\n{stamp}\n{text}\n")
+    except OSError:
+        return "(the crash log could not be written)"
+    return str(path)
 
 
 def run() -> None:
