@@ -255,9 +255,6 @@ class Cache:
     def count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM tasks").fetchone()[0])
 
-    def exists(self, task_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM tasks WHERE id=?", (task_id,)).fetchone() is not None
-
     def select(
         self,
         statuses: Iterable[str] | None = None,

@@ -365,8 +365,3 @@ def check_priority(value: int) -> int:
             hint="use 0 (critical) to 4 (backlog); the default is 2",
         )
     return value
-
-
-def blocking_closed(status: str) -> bool:
-    """A blocker whose status resolves the block (beads: closed or pinned)."""
-    return status in ("closed", "pinned")
