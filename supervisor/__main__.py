@@ -1,3 +1,3 @@
-from supervisor.cli import run
+from supervisor.entry import run
 
 run()

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from supervisor.errors import BadInput
-from supervisor.model import Dependency, Task, check_dep_target, parse_time
+from supervisor.model import TASK_FIELDS, Dependency, Task, check_dep_target, parse_time
 
 # The beads fields `Task` models; every other beads field stays in `Task.extra`.
 BEADS_MODELED = (
@@ -41,7 +41,7 @@ BEADS_MODELED = (
 )
 # Fleet's own fields and the supervisor's bookkeeping (every other `Task` field): top level in a
 # task file, under `metadata.fleet` in beads JSONL.
-FLEET_KEYS = tuple(f.name for f in fields(Task) if f.name not in (*BEADS_MODELED, "extra"))
+FLEET_KEYS = tuple(f for f in TASK_FIELDS if f not in (*BEADS_MODELED, "extra"))
 # Derived by bd on export; dropped on import and computed afresh on export.
 COUNT_FIELDS = ("dependency_count", "dependent_count", "comment_count")
 # Field order of a line: bd's `Issue` struct, then the fields `IssueWithCounts` adds. Fields bd

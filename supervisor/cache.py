@@ -3,6 +3,11 @@
 It holds every task file of one commit of `refs/heads/main` (the commit is recorded with it), and
 is brought up to date from `git diff-tree` when the ref moves. Deleting it loses nothing: the next
 read rebuilds it from the tree.
+
+It is written without fsync (`synchronous=OFF`, a few ms off every write): a process killed at any
+instant leaves it whole, but an operating-system crash may not. So it records the boot it was
+written in, and a cache from an earlier boot is rebuilt. Where the system does not say which boot
+this is, it is written with fsync instead.
 """
 
 from __future__ import annotations
@@ -58,11 +63,13 @@ WHERE t.status = 'open' AND t.hidden = 0 AND t.issue_type NOT IN {_NOT_WORK}
     WHERE d.issue_id = t.id AND d.type = '{PARENT_TYPE}'
       AND (p.status = 'deferred' OR p.defer_ts > :now))"""
 CONFIG_PATH = "config.toml"
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
 class Cache:
     def __init__(self, path: Path, git: Git) -> None:
         self.git = git
+        self.boot = _boot()
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.db = self._connect(path)
@@ -72,15 +79,14 @@ class Cache:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
             self.db = self._connect(path)
-        if self._meta("schema") != SCHEMA_VERSION:
+        if self._stale():
             self._reset()
 
-    @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
+    def _connect(self, path: Path) -> sqlite3.Connection:
         db = sqlite3.connect(path, timeout=30, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA synchronous={'OFF' if self.boot else 'NORMAL'}")
         except sqlite3.DatabaseError:
             db.close()
             raise
@@ -96,16 +102,21 @@ class Cache:
             return None
         return None if row is None else str(row[0])
 
+    def _stale(self) -> bool:
+        """Whether it must be rebuilt: another schema, or written before the last boot."""
+        return self._meta("schema") != SCHEMA_VERSION or self._meta("boot") != self.boot
+
     def _reset(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            if self._meta("schema") != SCHEMA_VERSION:  # another process may have done it
+            if self._stale():  # another process may have done it
                 for table in ("meta", "tasks", "deps"):
                     self.db.execute(f"DROP TABLE IF EXISTS {table}")
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self.db.execute(statement)
                 self.db.execute("INSERT INTO meta VALUES('schema', ?)", (SCHEMA_VERSION,))
+                self.db.execute("INSERT INTO meta VALUES('boot', ?)", (self.boot,))
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -338,6 +349,14 @@ class Cache:
         """(dependent id, dependency type) of every task that depends on `task_id`."""
         sql = "SELECT issue_id, type FROM deps WHERE depends_on_id=? ORDER BY issue_id"
         return [(a, b) for a, b in self.db.execute(sql, (task_id,))]
+
+
+def _boot() -> str:
+    """Which boot of the machine this is ('' where the system does not say)."""
+    try:
+        return BOOT_ID.read_text().strip()
+    except OSError:
+        return ""
 
 
 def _task_id(path: str) -> str:

@@ -5,7 +5,6 @@ Exit codes: 0 success, 1 failure, 2 bad input (nothing was changed).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ from typing import Any
 
 import click
 
-from supervisor.errors import FleetError
+from supervisor.entry import json_text, report
 
 # name -> "module:attribute"; each module holds the commands of one concern.
 COMMANDS = {
@@ -77,7 +76,7 @@ def open_store(ctx: click.Context) -> Any:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    click.echo(json_text(data))
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
@@ -96,11 +95,6 @@ def color(text: str, fg: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
-    except FleetError as exc:
-        click.echo(f"fleet: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"  hint: {exc.hint}", err=True)
-        return exc.exit_code
     except click.exceptions.Abort:
         click.echo("fleet: aborted", err=True)
         return 130
@@ -109,33 +103,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return 2 if isinstance(exc, click.UsageError) else exc.exit_code
-    except BrokenPipeError:
-        return 0
-    except Exception as exc:  # a bug: say so in one line, keep the details for a report
-        where = _crash_log(exc)
-        click.echo(f"fleet: internal error: {type(exc).__name__}: {exc}", err=True)
-        click.echo(f"  details: {where} (please include them in a bug report)", err=True)
-        return 3
+    except Exception as exc:
+        return report(exc)
     return 0
-
-
-def _crash_log(exc: Exception) -> str:
-    """Append the traceback, version and platform to the home's crash log; return its path."""
-    import platform
-    import traceback
-    from importlib.metadata import version
-
-    home = Path(os.environ.get("FLEET_HOME") or Path.home() / ".fleet").expanduser()
-    path = home / "logs" / "crash.log" if (home / "logs").is_dir() else Path("/tmp/fleet-crash.log")
-    text = "".join(traceback.format_exception(exc))
-    stamp = f"fleet {version('fleet')}, Python {platform.python_version()}, {platform.platform()}"
-    try:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(f"--- {' '.join(sys.argv)}\n{stamp}\n{text}\n")
-    except OSError:
-        return "(the crash log could not be written)"
-    return str(path)
-
-
-def run() -> None:
-    sys.exit(main())

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from supervisor.cli import color, emit_json, open_store, table
+from supervisor.cli_create import OPTIONS, Option
+from supervisor.cli_create import create as create_task
 from supervisor.errors import BadInput
 
 PRIORITY = click.IntRange(0, 4)
+F = TypeVar("F", bound=Callable[..., Any])
 STATUS_COLORS = {
     "open": "green",
     "in_progress": "yellow",
@@ -25,72 +29,43 @@ def bd() -> None:
     """The task queue (beads-compatible): create, list, link and close tasks."""
 
 
+def _click_option(option: Option) -> Callable[[F], F]:
+    """The click option `option` declares (see `cli_create`, which parses without click)."""
+    kinds: dict[str, dict[str, Any]] = {
+        "flag": {"is_flag": True},
+        "many": {"multiple": True},
+        "int": {"type": click.IntRange(option.low, option.high)},
+        "float": {"type": float},
+    }
+    shown = option.kind != "flag" and bool(option.default)
+    return click.option(
+        *option.flags,
+        option.dest,
+        default=option.default,
+        show_default=shown,
+        help=option.help,
+        **kinds.get(option.kind, {}),
+    )
+
+
+def _create_options(command: F) -> F:
+    for option in reversed(OPTIONS):
+        command = _click_option(option)(command)
+    return command
+
+
 @bd.command()
 @click.argument("title_arg", metavar="[TITLE]", required=False)
-@click.option("--title", help="The title (instead of the TITLE argument).")
-@click.option("-d", "--description", default="", help="What to do, in detail.")
-@click.option(
-    "-p", "--priority", type=PRIORITY, default=2, show_default=True, help="0 critical .. 4 backlog."
-)
-@click.option(
-    "-t",
-    "--type",
-    "issue_type",
-    default="task",
-    show_default=True,
-    help="task, bug, feature, epic, chore, ...",
-)
-@click.option("-l", "--label", "labels", multiple=True, help="A label (repeatable).")
-@click.option("--deps", default="", help="Blocking dependencies: ID,ID or type:ID pairs.")
-@click.option("--parent", default="", help="Parent task (a parent-child dependency).")
-@click.option("--acceptance", default="", help="Acceptance criteria.")
-@click.option("--design", default="", help="Design notes.")
-@click.option("--notes", default="", help="Notes.")
-@click.option("--coder", default="", help="The coder that runs it (claude, codex, shell, ...).")
-@click.option("--model", default="", help="The model the coder uses.")
-@click.option("--role", default="", help="The role whose handbook the agent gets.")
-@click.option("--account", default="", help="Pin the task to this account.")
-@click.option("--command", "command", default="", help="The shell coder's command.")
-@click.option("--cwd", default="", help="Working directory (default: the current one).")
-@click.option("--max-seconds", type=float, help="Wall-clock limit of one attempt.")
-@click.option("--max-tokens", type=click.IntRange(min=1), help="Token budget of the task.")
-@click.option("--max-cost", type=float, help="Cost budget of the task, in USD.")
-@click.option("--max-attempts", type=click.IntRange(1, 100), help="Tries before it is blocked.")
-@click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON.")
+@_create_options
 @click.pass_context
-def create(
-    ctx: click.Context,
-    /,
-    title_arg: str | None,
-    title: str | None,
-    deps: str,
-    labels: tuple[str, ...],
-    as_json: bool,
-    **fields: Any,
-) -> None:
+def create(ctx: click.Context, /, **params: Any) -> None:
     """Create a task and print its id.
 
     \b
     fleet bd create "Fix the login bug" -p 1 --coder claude
     fleet bd create "Run the tests" --coder shell --command "make test" --deps fl-3k9x
     """
-    from supervisor.queue import NewTask
-    from supervisor.queue import create as create_task
-
-    if title_arg and title and title_arg != title:
-        raise BadInput("two titles given", hint="pass the title once, as TITLE or --title")
-    fields["acceptance_criteria"] = fields.pop("acceptance")
-    new = NewTask(
-        title=title or title_arg or "",
-        labels=list(labels),
-        deps=deps.split(",") if deps else [],
-        **fields,
-    )
-    task = create_task(open_store(ctx), new)
-    if as_json:
-        emit_json(task.to_dict())
-    else:
-        click.echo(task.id)
+    click.echo(create_task(ctx.find_root().obj, params))
 
 
 @bd.command("list")
@@ -118,15 +93,15 @@ def list_tasks(
     as_json: bool,
 ) -> None:
     """List tasks by priority, then age (closed ones only with --all or --status closed)."""
-    from supervisor.model import Status
+    from supervisor.model import STATUSES
 
     for status in statuses:
-        if status not in Status.__members__.values():
+        if status not in STATUSES:
             raise BadInput(
-                f"status {status!r} is not valid", hint=f"use one of {', '.join(Status)}"
+                f"status {status!r} is not valid", hint=f"use one of {', '.join(STATUSES)}"
             )
     wanted: list[str] | None = list(statuses) or (
-        None if show_all else [s for s in Status if s != "closed"]
+        None if show_all else [s for s in STATUSES if s != "closed"]
     )
     store = open_store(ctx)
     store.cache.sync()

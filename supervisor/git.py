@@ -1,14 +1,14 @@
 """Every git call fleet makes goes through here: hooks and fsmonitor off, `GIT_*` scrubbed.
 
-Objects fleet writes itself (blobs, commits) are plain zlib-compressed loose objects, written to a
-temporary file and renamed into place, exactly as git writes them; trees are built by git on a
-private index, and refs move only by `update-ref NEW OLD`, a compare-and-swap.
+Objects fleet writes itself (blobs, trees, commits) are plain zlib-compressed loose objects,
+written to a temporary file and renamed into place, exactly as git writes them. A ref moves only by
+a compare-and-swap under git's own lock file (`cas_ref`), as `git update-ref NEW OLD` moves it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
-import subprocess
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -18,6 +18,7 @@ from supervisor.errors import GitError
 from supervisor.trees import Trees
 
 if TYPE_CHECKING:
+    import subprocess
     from hashlib import sha1
 else:  # the builtin SHA-1: importing hashlib loads OpenSSL, a start-up cost `bd create` feels
     try:
@@ -25,7 +26,6 @@ else:  # the builtin SHA-1: importing hashlib loads OpenSSL, a start-up cost `bd
     except ImportError:  # pragma: no cover - interpreters without it
         from hashlib import sha1
 
-ZERO = "0" * 40
 SAFE_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
 
 
@@ -51,6 +51,8 @@ def _exclusive(directory: Path, prefix: str) -> tuple[int, str]:
 
 def run_in(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     """Run git in a user's directory (a task's repository), hooks off, `GIT_*` scrubbed."""
+    import subprocess  # here, not above: `bd create` starts no process and skips the import
+
     argv = ["git", *SAFE_CONFIG, "-C", str(cwd), *args]
     return subprocess.run(argv, capture_output=True, env=clean_env(), check=False)
 
@@ -69,6 +71,8 @@ class Git:
         env: Mapping[str, str] | None = None,
         check: bool = True,
     ) -> subprocess.CompletedProcess[bytes]:
+        import subprocess
+
         argv = ["git", *SAFE_CONFIG, f"--git-dir={self.git_dir}", *args]
         proc = subprocess.run(
             argv, input=input, capture_output=True, env=clean_env(env), check=False
@@ -100,14 +104,36 @@ class Git:
         return None
 
     def cas_ref(self, new: str, old: str | None, name: str = "refs/heads/main") -> bool:
-        """Move `name` to `new` only if it still points at `old` (None: must not exist)."""
-        proc = self.run("update-ref", name, new, old or ZERO, check=False)
-        if proc.returncode == 0:
+        """Move `name` to `new` only if it still points at `old` (None: must not exist).
+
+        git's protocol, without a git process: take `NAME.lock` (exclusive create), compare,
+        write, fsync, rename over the ref. The lock appears already flocked (it is linked into
+        place from a flocked temporary file), so a sweeper can tell a live writer's lock from
+        a dead one's: see `Store.clear_dead_ref_locks`.
+        """
+        path = self.git_dir / name
+        lock = path.with_name(path.name + ".lock")
+        fd, tmp = _exclusive(self.git_dir, "tmp_ref_")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, f"{new}\n".encode())
+            os.fsync(fd)
+            try:
+                os.link(tmp, lock)
+            except FileExistsError:
+                return False
+            try:
+                if self.ref(name) != old:
+                    os.unlink(lock)
+                    return False
+                os.rename(lock, path)
+            except BaseException:
+                os.unlink(lock)
+                raise
             return True
-        err = proc.stderr.decode(errors="replace")
-        if "cannot lock ref" in err or "but expected" in err or "reference already exists" in err:
-            return False
-        raise GitError(["update-ref", name, new, old or ZERO], proc.returncode, err)
+        finally:
+            os.unlink(tmp)
+            os.close(fd)  # releases the flock
 
     # -- objects ----------------------------------------------------------------------------
 

@@ -8,19 +8,28 @@ the cache (`Cache.ready`), by the same rules.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
-from supervisor.model import Task, parse_time
+from supervisor.model import Record, Task, parse_time
 
 
-@dataclass
-class Node:
-    id: str
-    status: str
-    priority: int
-    created_ts: float  # created_at as epoch seconds (0 when unknown)
-    blockers: list[str] = field(default_factory=list)  # targets of blocking dependencies
-    parents: list[str] = field(default_factory=list)  # targets of parent-child dependencies
+class Node(Record):
+    """What readiness needs of a task."""
+
+    def __init__(
+        self,
+        id: str,
+        status: str,
+        priority: int,
+        created_ts: float,
+        blockers: list[str] | None = None,
+        parents: list[str] | None = None,
+    ) -> None:
+        self.id = id
+        self.status = status
+        self.priority = priority
+        self.created_ts = created_ts  # created_at as epoch seconds (0 when unknown)
+        self.blockers: list[str] = [] if blockers is None else blockers  # blocking dependencies
+        self.parents: list[str] = [] if parents is None else parents  # parent-child dependencies
 
     @classmethod
     def of(cls, task: Task) -> Node:

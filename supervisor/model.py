@@ -8,26 +8,14 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
+import time
 from typing import Any
 
 from supervisor.errors import BadInput
 
-
-class Status(StrEnum):
-    OPEN = "open"
-    IN_PROGRESS = "in_progress"
-    BLOCKED = "blocked"
-    DEFERRED = "deferred"
-    CLOSED = "closed"
-    # beads' own statuses, kept as they come from an import; fleet never sets them
-    PINNED = "pinned"
-    HOOKED = "hooked"
-
-
 FLEET_STATUSES = ("open", "in_progress", "blocked", "deferred", "closed")
+# and beads' own, kept as they come from an import; fleet never sets them
+STATUSES = (*FLEET_STATUSES, "pinned", "hooked")
 
 # Dependency types that keep a task out of the ready set (beads' `AffectsReadyWork`).
 BLOCKING_TYPES = frozenset({"blocks", "conditional-blocks", "waits-for"})
@@ -85,15 +73,23 @@ FLEET_FIELDS = (
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso(time.time())
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Epoch seconds -> RFC 3339 in UTC with microseconds (`datetime` is not imported for it:
+    `bd create` feels every import)."""
+    seconds = int(ts // 1)
+    micros = round((ts - seconds) * 1_000_000)
+    if micros == 1_000_000:
+        seconds, micros = seconds + 1, 0
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
 
 
 def parse_time(value: str) -> float:
     """RFC 3339 (any offset, `Z`, fractional seconds of any length) -> epoch seconds."""
+    from datetime import UTC, datetime
+
     text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
     match = re.match(r"^(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)$", text)
     if match:  # fromisoformat takes at most 6 fractional digits; Go writes 9
@@ -139,15 +135,39 @@ def new_id(prefix: str, existing: int, widen: int = 0) -> str:
     return f"{prefix}-{base36(int.from_bytes(os.urandom(12), 'big'), min(16, length + widen))}"
 
 
-@dataclass
-class Dependency:
+class Record:
+    """Plain data: equal to a record of its class with equal fields, and shown with them.
+
+    The classes `bd create` loads are written out rather than made with `dataclasses`, whose
+    import (it loads `inspect`) costs `bd create` about 15 ms.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
+        return f"{type(self).__name__}({fields})"
+
+
+class Dependency(Record):
     """`issue_id` depends on (is blocked by, or is a child of) `depends_on_id`."""
 
-    issue_id: str
-    depends_on_id: str
-    type: str = "blocks"
-    created_at: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)  # created_by, metadata, thread_id, ...
+    def __init__(
+        self,
+        issue_id: str,
+        depends_on_id: str,
+        type: str = "blocks",
+        created_at: str = "",
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.issue_id = issue_id
+        self.depends_on_id = depends_on_id
+        self.type = type
+        self.created_at = created_at
+        self.extra: dict[str, Any] = {} if extra is None else extra  # created_by, metadata, ...
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -186,44 +206,82 @@ class Dependency:
 TEXT_FIELDS = ("title", "description", "design", "acceptance_criteria", "notes")
 
 
-@dataclass
-class Task:
-    id: str
-    title: str
-    description: str = ""
-    design: str = ""
-    acceptance_criteria: str = ""
-    notes: str = ""
-    status: str = "open"
-    priority: int = 2
-    issue_type: str = "task"
-    assignee: str = ""
-    labels: list[str] = field(default_factory=list)
-    dependencies: list[Dependency] = field(default_factory=list)
-    created_at: str = ""
-    updated_at: str = ""
-    closed_at: str = ""
-    close_reason: str = ""
-    defer_until: str = ""
-    metadata: dict[str, Any] = field(default_factory=dict)
-    # fleet's own fields
-    cwd: str = ""
-    coder: str = ""
-    model: str = ""
-    role: str = ""
-    account: str = ""
-    command: str = ""
-    max_seconds: float | None = None
-    max_tokens: int | None = None
-    max_cost: float | None = None
-    max_attempts: int | None = None
-    # the supervisor's bookkeeping
-    status_reason: str = ""  # why the task is blocked, or why it waits
-    not_before: str = ""  # a retry waits until then (backoff, rate-limit reset)
-    attempts: list[dict[str, Any]] = field(default_factory=list)  # one summary per attempt
-    retry_base: int = 0  # attempts before this index no longer count (`fleet retry`)
-    run: dict[str, Any] | None = None  # the attempt running now: actor, pid, started_at, ...
-    extra: dict[str, Any] = field(default_factory=dict)  # beads fields fleet does not model
+class Task(Record):
+    """A task as its file holds it: beads' fields, fleet's own, and the supervisor's records."""
+
+    def __init__(
+        self,
+        id: str,
+        title: str,
+        description: str = "",
+        design: str = "",
+        acceptance_criteria: str = "",
+        notes: str = "",
+        status: str = "open",
+        priority: int = 2,
+        issue_type: str = "task",
+        assignee: str = "",
+        labels: list[str] | None = None,
+        dependencies: list[Dependency] | None = None,
+        created_at: str = "",
+        updated_at: str = "",
+        closed_at: str = "",
+        close_reason: str = "",
+        defer_until: str = "",
+        metadata: dict[str, Any] | None = None,
+        cwd: str = "",
+        coder: str = "",
+        model: str = "",
+        role: str = "",
+        account: str = "",
+        command: str = "",
+        max_seconds: float | None = None,
+        max_tokens: int | None = None,
+        max_cost: float | None = None,
+        max_attempts: int | None = None,
+        status_reason: str = "",
+        not_before: str = "",
+        attempts: list[dict[str, Any]] | None = None,
+        retry_base: int = 0,
+        run: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.id = id
+        self.title = title
+        self.description = description
+        self.design = design
+        self.acceptance_criteria = acceptance_criteria
+        self.notes = notes
+        self.status = status
+        self.priority = priority
+        self.issue_type = issue_type
+        self.assignee = assignee
+        self.labels: list[str] = [] if labels is None else labels
+        self.dependencies: list[Dependency] = [] if dependencies is None else dependencies
+        self.created_at = created_at
+        self.updated_at = updated_at
+        self.closed_at = closed_at
+        self.close_reason = close_reason
+        self.defer_until = defer_until
+        self.metadata: dict[str, Any] = {} if metadata is None else metadata
+        # fleet's own fields
+        self.cwd = cwd
+        self.coder = coder
+        self.model = model
+        self.role = role
+        self.account = account
+        self.command = command
+        self.max_seconds = max_seconds
+        self.max_tokens = max_tokens
+        self.max_cost = max_cost
+        self.max_attempts = max_attempts
+        # the supervisor's bookkeeping
+        self.status_reason = status_reason  # why the task is blocked, or why it waits
+        self.not_before = not_before  # a retry waits until then (backoff, rate-limit reset)
+        self.attempts: list[dict[str, Any]] = [] if attempts is None else attempts  # summaries
+        self.retry_base = retry_base  # attempts before this index no longer count (`fleet retry`)
+        self.run = run  # the attempt running now: actor, pid, started_at, ...
+        self.extra: dict[str, Any] = {} if extra is None else extra  # beads fields not modeled
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "title": self.title}
@@ -261,7 +319,7 @@ class Task:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Task:
         """Build a task from stored or imported JSON; raises ValueError naming the field."""
-        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        known = set(TASK_FIELDS) - {"extra"}
         task_id = data.get("id")
         if not isinstance(task_id, str) or not ID_PATTERN.match(task_id):
             raise ValueError(f"id {task_id!r} is not a valid task id")
@@ -278,8 +336,8 @@ class Task:
         for name in ("created_at", "updated_at", "closed_at", "defer_until"):
             _set_time(task, data, name)
         status = data.get("status") or "open"
-        if status not in Status.__members__.values():
-            raise ValueError(f"status {status!r} is not one of {', '.join(Status)}")
+        if status not in STATUSES:
+            raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
         task.status = str(status)
         priority = data.get("priority", 2)
         if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 4:
@@ -328,6 +386,12 @@ class Task:
 
     def parents(self) -> list[str]:
         return [d.depends_on_id for d in self.dependencies if d.type == PARENT_TYPE]
+
+
+# The fields of a task, in order: the parameters of `Task()`.
+TASK_FIELDS: tuple[str, ...] = Task.__init__.__code__.co_varnames[
+    1 : Task.__init__.__code__.co_argcount
+]
 
 
 def _set_str(task: Task, data: dict[str, Any], name: str) -> None:

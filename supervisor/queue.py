@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from supervisor.model import (
     PARENT_TYPE,
     PREFIX_PATTERN,
     Dependency,
+    Record,
     Task,
     check_dep_target,
     check_id,
@@ -30,30 +30,52 @@ from supervisor.store import Change, Snapshot, Store
 DEFAULT_PREFIX = "fl"
 
 
-@dataclass
-class NewTask:
+class NewTask(Record):
     """What `fleet bd create` was given."""
 
-    title: str
-    description: str = ""
-    design: str = ""
-    acceptance_criteria: str = ""
-    notes: str = ""
-    priority: int = 2
-    issue_type: str = "task"
-    labels: list[str] = field(default_factory=list)
-    deps: list[str] = field(default_factory=list)  # "id" or "type:id"
-    parent: str = ""
-    cwd: str = ""
-    coder: str = ""
-    model: str = ""
-    role: str = ""
-    account: str = ""
-    command: str = ""
-    max_seconds: float | None = None
-    max_tokens: int | None = None
-    max_cost: float | None = None
-    max_attempts: int | None = None
+    def __init__(
+        self,
+        title: str,
+        description: str = "",
+        design: str = "",
+        acceptance_criteria: str = "",
+        notes: str = "",
+        priority: int = 2,
+        issue_type: str = "task",
+        labels: list[str] | None = None,
+        deps: list[str] | None = None,
+        parent: str = "",
+        cwd: str = "",
+        coder: str = "",
+        model: str = "",
+        role: str = "",
+        account: str = "",
+        command: str = "",
+        max_seconds: float | None = None,
+        max_tokens: int | None = None,
+        max_cost: float | None = None,
+        max_attempts: int | None = None,
+    ) -> None:
+        self.title = title
+        self.description = description
+        self.design = design
+        self.acceptance_criteria = acceptance_criteria
+        self.notes = notes
+        self.priority = priority
+        self.issue_type = issue_type
+        self.labels: list[str] = [] if labels is None else labels
+        self.deps: list[str] = [] if deps is None else deps  # "id" or "type:id"
+        self.parent = parent
+        self.cwd = cwd
+        self.coder = coder
+        self.model = model
+        self.role = role
+        self.account = account
+        self.command = command
+        self.max_seconds = max_seconds
+        self.max_tokens = max_tokens
+        self.max_cost = max_cost
+        self.max_attempts = max_attempts
 
 
 def parse_dep(spec: str) -> tuple[str, str]:
@@ -89,8 +111,10 @@ def resolve_cwd(cwd: str) -> str:
 
 def check_limits(max_seconds: float | None, max_cost: float | None) -> None:
     for name, value in (("max-seconds", max_seconds), ("max-cost", max_cost)):
-        if value is not None and value <= 0:
-            raise BadInput(f"--{name} must be positive", hint=f"for example --{name} 600")
+        if value is not None and not 0 < value < float("inf"):  # nan and inf too
+            raise BadInput(
+                f"--{name} must be a positive number, not {value}", hint=f"for example --{name} 600"
+            )
 
 
 def _prefix(snap: Snapshot) -> str:

@@ -12,26 +12,26 @@ import fcntl
 import json
 import os
 import stat
-import threading
 import time
+from _thread import get_ident
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from supervisor.cache import Cache
 from supervisor.errors import BadInput, Conflict, GitError, NotFound, StoreError
 from supervisor.git import Git
-from supervisor.model import Task, check_id
+from supervisor.model import Record, Task, check_id
 
 T = TypeVar("T")
 CAS_TRIES = 200
 STALE_LOCK_SECONDS = 30.0  # leftovers of a writer this old are garbage
 REF_LOCK_PATIENCE = 2.0  # git holds the ref lock for microseconds; a lock this old is suspect
-REF_LOCKS = ("refs/heads/main.lock", "HEAD.lock")  # `update-ref refs/heads/main` takes both
+REF_LOCKS = ("refs/heads/main.lock", "HEAD.lock")  # `git update-ref refs/heads/main` takes both
 WRITER_TURN_SECONDS = 10.0  # wait this long for the writers' turn, then rely on the CAS alone
-_turns = threading.local()  # the homes whose turn this thread holds
+# thread id -> the homes whose writers' turn it holds (not `threading.local`: one import less)
+_turns: dict[int, set[Path]] = {}
 
 
 def default_home() -> Path:
@@ -56,15 +56,22 @@ def user_actor() -> str:
     return f"{user}@{os.uname().nodename}"
 
 
-@dataclass
-class Change:
+class Change(Record):
     """One mutation: the files it writes (bytes) or deletes (None), and what to say about it."""
 
-    summary: str  # first line of the commit, for people
-    event: str  # Fleet-Event trailer: created, updated, claimed, closed, ...
-    tasks: list[str] = field(default_factory=list)  # Fleet-Task trailers
-    files: dict[str, bytes | None] = field(default_factory=dict)
-    details: str = ""  # commit body between the summary and the trailers
+    def __init__(
+        self,
+        summary: str,
+        event: str,
+        tasks: list[str] | None = None,
+        files: dict[str, bytes | None] | None = None,
+        details: str = "",
+    ) -> None:
+        self.summary = summary  # first line of the commit, for people
+        self.event = event  # Fleet-Event trailer: created, updated, claimed, closed, ...
+        self.tasks: list[str] = [] if tasks is None else tasks  # Fleet-Task trailers
+        self.files: dict[str, bytes | None] = {} if files is None else files
+        self.details = details  # commit body between the summary and the trailers
 
     def put(self, task: Task) -> None:
         """Write `task`, which must read back (a file that does not would break every read)."""
@@ -243,13 +250,14 @@ class Store:
         time.sleep(jitter * min(0.05, 0.001 * (attempt + 1)))
 
     def clear_dead_ref_locks(self, patience: float = REF_LOCK_PATIENCE) -> list[str]:
-        """Remove the locks `update-ref` takes when the git that took them is dead.
+        """Remove ref locks whose writer is dead; return the paths removed.
 
-        git holds them for microseconds, while it moves the ref. A lock older than
-        `patience` for which no git process on this store started before it was made can only
-        have been left by a git that was killed. Sweepers take turns (a flock), so none of them
-        removes a lock that a live git took after another sweeper removed the dead one.
-        Returns the paths removed.
+        A writer holds its ref lock for microseconds, while it moves the ref. fleet's writers
+        hold a flock on the lock file as long as it exists, so a lock that can be flocked was
+        left by a writer that died, or was taken by a git. A lock older than `patience` that
+        no one flocks, and for which no git process on this store started before it was made,
+        is dead. Sweepers take turns (a flock), so none of them removes a lock that a live
+        writer took after another sweeper removed the dead one.
         """
         locks = [self.git_dir / name for name in REF_LOCKS]
         return [str(lock) for lock in locks if self._clear_dead_lock(lock, patience)]
@@ -263,13 +271,17 @@ class Store:
             return False
         with _locked(self.home / "tmp" / "ref-lock.sweep", WRITER_TURN_SECONDS) as got:
             try:
-                now = lock.stat()
+                fd = os.open(lock, os.O_RDONLY)
             except FileNotFoundError:
                 return False
-            same = (now.st_ino, now.st_mtime_ns) == (seen.st_ino, seen.st_mtime_ns)
-            if not got or not same or self._git_started_before(seen.st_mtime):
-                return False
-            lock.unlink()
+            try:
+                now = os.fstat(fd)
+                same = (now.st_ino, now.st_mtime_ns) == (seen.st_ino, seen.st_mtime_ns)
+                if not got or not same or not _free(fd) or self._git_started_before(seen.st_mtime):
+                    return False
+                lock.unlink()
+            finally:
+                os.close(fd)
         return True
 
     def _git_started_before(self, when: float) -> bool:
@@ -296,6 +308,7 @@ class Store:
             *(self.home / "tmp").glob("index-*"),
             *(p for p in self.git_dir.rglob("*.lock") if p not in ref_locks),
             *self.git_dir.glob("objects/*/tmp_obj_*"),
+            *self.git_dir.glob("tmp_ref_*"),
         ]
         for path in leftovers:
             try:
@@ -317,7 +330,7 @@ def writers_turn(home: Path) -> Iterator[None]:
     goes ahead without its turn, writers on other hosts never take it, and a `kill -9` releases
     it. A write made while building another one in the same thread does not wait.
     """
-    held: set[Path] = _turns.__dict__.setdefault("homes", set())
+    held = _turns.setdefault(get_ident(), set())
     if home in held:
         yield
         return
@@ -354,6 +367,16 @@ def _locked(path: Path, patience: float) -> Iterator[bool]:
         yield got
     finally:
         os.close(fd)  # releases the flock
+
+
+def _free(fd: int) -> bool:
+    """Whether no process holds a flock on the file `fd` is open on."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return True
 
 
 def _rmtree(path: Path) -> None:

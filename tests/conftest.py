@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.cli import main
+from supervisor.entry import main
 from supervisor.store import Store
 
 REPO = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ import pytest
 
 from supervisor.beads import FLEET_KEYS, ImportPlan, export_jsonl, from_beads, parse_jsonl, to_beads
 from supervisor.graph import Node, blocked_by, find_cycle
-from supervisor.model import FLEET_FIELDS, Dependency, Task
+from supervisor.model import FLEET_FIELDS, TASK_FIELDS, Dependency, Task
 from supervisor.store import Change, Snapshot, Store
 
 DATA = Path(__file__).parent / "data" / "beads"
@@ -253,7 +253,7 @@ def comparable(record: dict[str, Any]) -> dict[str, Any]:
     """A record without the derived fields, and without the empty values of the fields fleet
     models (bd's export leaves those out too)."""
     derived = {"_type", "dependency_count", "dependent_count", "comment_count"}
-    modeled = set(Task.__dataclass_fields__)
+    modeled = set(TASK_FIELDS)
     return {
         k: v
         for k, v in record.items()

@@ -7,6 +7,7 @@ tasks one at a time) in a loop, appending a line to ACKS after each write return
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
@@ -172,6 +173,7 @@ def swept_clean(home: Path) -> None:
     leftovers = [
         *(home / "tmp").glob("index-*"),
         *(home / ".git" / "objects").glob("*/tmp_obj_*"),
+        *(home / ".git").glob("tmp_ref_*"),
         *(home / ".git").rglob("*.lock"),
     ]
     for path in leftovers:
@@ -179,6 +181,7 @@ def swept_clean(home: Path) -> None:
     assert sorted(store.sweep()) == sorted(str(p) for p in leftovers)
     assert list((home / "tmp").glob("index-*")) == []
     assert list((home / ".git" / "objects").glob("*/tmp_obj_*")) == []
+    assert list((home / ".git").glob("tmp_ref_*")) == []
     assert_fsck_clean(home)
     store.close()
 
@@ -195,11 +198,11 @@ def test_a_ref_lock_left_by_a_killed_git_does_not_block_writes(
     store: Store, home: Path, name: str
 ) -> None:
     first = queue.create(store, NewTask(title="before", cwd=str(home)))
-    lock = dead_git_lock(store, name)
+    dead_git_lock(store, name)
     started = time.monotonic()
     second = queue.create(store, NewTask(title="after", cwd=str(home)))
     assert time.monotonic() - started < 10
-    assert not lock.exists()
+    assert not (store.git_dir / "refs/heads/main.lock").exists()
     assert set(tree_tasks(home)) == {first.id, second.id}
     assert_fsck_clean(home)
 
@@ -230,6 +233,34 @@ def test_a_ref_lock_whose_git_may_still_run_is_kept(store: Store, home: Path) ->
     assert not any(lock.exists() for lock in locks)
 
 
+def test_a_ref_lock_a_live_writer_holds_is_kept_however_old(store: Store, home: Path) -> None:
+    queue.create(store, NewTask(title="one", cwd=str(home)))
+    lock = dead_git_lock(store)
+    hold = "import fcntl, os, sys, time; fcntl.flock(os.open(sys.argv[1], 0), 2); time.sleep(60)"
+    holder = subprocess.Popen(  # a writer stopped (Ctrl-Z) while it moves the ref
+        [sys.executable, "-c", hold, str(lock)], start_new_session=True
+    )
+    try:
+        wait_for(lambda: not lock_is_free(lock), 10, "the writer to hold its lock")
+        assert store.clear_dead_ref_locks(patience=0) == []
+        assert lock.exists()
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=10)
+    assert store.clear_dead_ref_locks(patience=0) == [str(lock)]
+
+
+def lock_is_free(path: Path) -> bool:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def test_sweep_removes_old_leftovers_and_keeps_fresh_ones(store: Store, home: Path) -> None:
     queue.create(store, NewTask(title="one", cwd=str(home)))
     old = time.time() - STALE_LOCK_SECONDS - 5
@@ -238,6 +269,7 @@ def test_sweep_removes_old_leftovers_and_keeps_fresh_ones(store: Store, home: Pa
         home / "tmp" / "index-dead1",
         home / "tmp" / "index-dead1.lock",
         objects / "tmp_obj_dead1",
+        store.git_dir / "tmp_ref_dead1",
         store.git_dir / "config.lock",
         dead_git_lock(store),
         dead_git_lock(store, "HEAD.lock"),

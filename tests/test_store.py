@@ -464,6 +464,39 @@ def test_a_corrupt_cache_file_is_rebuilt(home: Path) -> None:
     again.close()
 
 
+def test_a_cache_written_before_a_reboot_is_rebuilt(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boot = tmp_path / "boot_id"
+    boot.write_text("first-boot\n")
+    monkeypatch.setattr("supervisor.cache.BOOT_ID", boot)
+    store = Store.open(home)
+    ids = {queue.create(store, new(f"Task {n}")).id for n in range(3)}
+    assert store.cache.db.execute("PRAGMA synchronous").fetchone() == (0,)  # OFF
+    # damage of the kind an OS crash could leave in a cache written without fsync
+    store.cache.db.execute("DELETE FROM tasks WHERE id=?", (sorted(ids)[0],))
+    store.close()
+    same_boot = Store.open(home)
+    assert len(cache_rows(same_boot)) == 2  # within one boot the cache is trusted
+    same_boot.close()
+    boot.write_text("second-boot\n")
+    rebooted = Store.open(home)
+    assert {r["id"] for r in cache_rows(rebooted)} == ids
+    assert rebooted.cache._meta("boot") == "second-boot"
+    rebooted.close()
+
+
+def test_where_the_boot_is_unknown_the_cache_is_written_with_fsync(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("supervisor.cache.BOOT_ID", tmp_path / "no-such-file")
+    store = Store.open(home)
+    queue.create(store, new("Task"))
+    assert store.cache.db.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+    assert store.cache._meta("boot") == ""
+    store.close()
+
+
 def test_a_second_store_sees_the_first_ones_writes(home: Path) -> None:
     one, two = Store.open(home), Store.open(home)
     task = queue.create(one, new("Seen"))
