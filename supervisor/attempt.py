@@ -78,7 +78,7 @@ class Attempt:
     offset: int = 0  # bytes of stdout read so far
     partial: bytes = b""
     lines: int = 0
-    status_lines: int = -1  # `lines` when the status file was last written
+    status_lines: int = 0  # `lines` when the status file was last written (none before output)
     status_at: float = 0.0  # when it was
     events: int = 0
     stop: str = ""  # why the supervisor is stopping it ("" while it runs on)

@@ -2,8 +2,11 @@
 
 Reconcile: adopt the agents of a supervisor that died, read the agents' new output, reap the ones
 that ended and classify them, stop the ones over a limit or asked to stop. Dispatch: claim ready
-tasks (see `dispatch`). Commit: one compare-and-swap commit for all of it; only then are the
-claimed agents started (`launch`), and a second commit records them.
+tasks (see `dispatch`) in one compare-and-swap commit; only then are the claimed agents started,
+several at once (`launch`). A second commit records the started agents and all that reconcile
+found: an ended attempt's record, the heaviest write, does not delay the start of the agent that
+takes its place. Until it is committed, the ended attempt's live files stay, so a supervisor that
+dies in between leaves it for the next one to record.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from supervisor.attempt import Attempt, live_files, run_dir
 from supervisor.config import Config
 from supervisor.dispatch import Fleet, Pick, choose, claim_op
 from supervisor.errors import FleetError
-from supervisor.launch import LaunchError, launch
+from supervisor.launch import LaunchError, Prepared, prepare, start_all
 from supervisor.model import Task, iso, parse_time
 from supervisor.ops import Op, TickReport, commit
 from supervisor.outcome import Ending, apply, read_result
@@ -37,6 +40,7 @@ __all__ = ["Op", "Supervisor", "TickReport"]
 
 STATUS_EVERY = 1.0  # seconds between two writes of a running attempt's status file
 ADOPT_EVERY = 10.0  # seconds between two looks for attempts a dead supervisor left
+CLEAR_EVERY = 0.5  # seconds between two looks for what ended attempts left behind, when busy
 
 
 class Supervisor:
@@ -69,6 +73,7 @@ class Supervisor:
         self._ended: list[Handle] = []  # attempts over whose leftovers are still to be stopped
         self._spent: list[tuple[str, Usage, float | None]] = []  # attempts ended in this tick
         self._adopt_at = 0.0  # when to look for orphaned attempts next
+        self._clear_at = 0.0  # when to look for what ended attempts left behind next
         self._tasks: tuple[str | None, dict[str, Task | None]] = (None, {})  # parsed, by commit
 
     # -- the loop --------------------------------------------------------------------------------
@@ -84,13 +89,12 @@ class Supervisor:
             self._adopt_at = now + ADOPT_EVERY
         self._reconcile(snap, now, ops, report)
         picks = [] if self.stopping or self.config.paused else self._choose(snap, now)
-        ops += [claim_op(p, self.actor, self.host, self.pid, now) for p in picks]
-        won = commit(self.store, self.actor, ops)
-        self._cleanup_ended(ops, won)
-        starts = [self._start(p.task.id, now, report) for p in picks if p.task.id in won]
+        claims = [claim_op(p, self.actor, self.host, self.pid, now) for p in picks]
+        won = commit(self.store, self.actor, claims)
         report.claimed = [p.task.id for p in picks if p.task.id in won]
-        self._cleanup_ended(starts, commit(self.store, self.actor, starts))
-        self._clear_ended()
+        ops += self._start(report.claimed, now, report)
+        self._cleanup_ended(ops, commit(self.store, self.actor, ops))
+        self._clear_ended(now)
         self._write_waiting()
         report.running = len(self.running)
         report.waiting = len(self.store.cache.ready(now, waiting=True))
@@ -217,16 +221,25 @@ class Supervisor:
         self._stops[key] = thread
         thread.start()
 
-    def _clear_ended(self) -> None:
-        """Stop what the ended attempts left behind (a server, a watcher): it has their token."""
+    def _clear_ended(self, now: float) -> None:
+        """Stop what the ended attempts left behind (a server, a watcher): it has their token.
+
+        One look at the process table serves every attempt that ended since the last look, and
+        while stops run in the background there is at most one look every CLEAR_EVERY seconds.
+        """
+        if not self._ended or (self.background_stops and now < self._clear_at):
+            return
+        self._clear_at = now + CLEAR_EVERY
+        self._clear_now()
+
+    def _clear_now(self) -> None:
         handles, self._ended = self._ended, []
         if not handles:
             return
         grace = self.config.grace_seconds
 
         def clear() -> None:
-            for handle in handles:
-                self.processes.terminate(handle, grace)
+            self.processes.terminate_all(handles, grace)
 
         if self.background_stops:
             self._in_background(f"ended {handles[0].token}", clear)
@@ -525,19 +538,33 @@ class Supervisor:
         live = [(a.account, a.usage, budgets.cost(a.usage, prices)) for a in self.running.values()]
         return budgets.today(tasks, live + self._spent, now)
 
-    def _start(self, task_id: str, now: float, report: TickReport) -> Op:
-        """Start the agent of a task this supervisor just claimed."""
+    def _start(self, task_ids: list[str], now: float, report: TickReport) -> list[Op]:
+        """Start the agents of the tasks this supervisor just claimed; an op for each."""
+        claimed = [self._claimed(task_id) for task_id in task_ids]
+        started = start_all(self.processes, [self._prepare(task, now) for task in claimed])
+        return [self._started(t, r, now, report) for t, r in zip(claimed, started, strict=True)]
+
+    def _claimed(self, task_id: str) -> Task:
         task = self.store.cache.get(task_id)
         assert task is not None and task.run is not None
-        n = int(task.run["attempt"])
+        return task
+
+    def _prepare(self, task: Task, now: float) -> Prepared | LaunchError:
         try:
-            attempt = launch(self.store, self.config, self.processes, task, now)
+            return prepare(self.store, self.config, task, now)
         except LaunchError as exc:
-            return self._abandon(task_id, n, Outcome.SETUP_ERROR, str(exc), now)
-        assert attempt.handle is not None
-        self.running[task_id] = attempt
-        report.started.append(task_id)
-        live = {**attempt.summary(), "token": attempt.handle.token}
+            return exc
+
+    def _started(
+        self, task: Task, result: Attempt | LaunchError, now: float, report: TickReport
+    ) -> Op:
+        n = int((task.run or {})["attempt"])
+        if isinstance(result, LaunchError):
+            return self._abandon(task.id, n, Outcome.SETUP_ERROR, str(result), now)
+        assert result.handle is not None
+        self.running[task.id] = result
+        report.started.append(task.id)
+        live = {**result.summary(), "token": result.handle.token}
 
         def change(fresh: Task) -> bool:
             if (fresh.run or {}).get("attempt") != n:
@@ -545,7 +572,7 @@ class Supervisor:
             fresh.run = {**(fresh.run or {}), **live}
             return True
 
-        return Op(task_id, "started", change)
+        return Op(task.id, "started", change)
 
     # -- committing and stopping -----------------------------------------------------------------
 
@@ -575,6 +602,8 @@ class Supervisor:
                 self._stop(attempt)
 
     def wait_stops(self, timeout: float) -> None:
+        """Finish the stops under way, and the look for what ended attempts left behind."""
+        self._clear_now()
         for thread in list(self._stops.values()):
             thread.join(timeout)
 

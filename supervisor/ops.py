@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from supervisor.model import Task
 from supervisor.store import Change, Snapshot, Store
 
 Apply = Callable[[Task], bool]  # change a fresh copy of the task; False: leave it alone
+WRITERS = 4  # threads writing the ops' files as objects
 
 
 @dataclass
@@ -38,6 +40,7 @@ def commit(store: Store, actor: str, ops: list[Op]) -> set[str]:
     """Publish ops in one commit; return the ids of the tasks whose op applied."""
     if not ops:
         return set()
+    _write_ahead(store, {data for op in ops for data in op.files.values()})
 
     def build(snap: Snapshot) -> tuple[Change | None, set[str]]:
         change = Change("", "")
@@ -61,3 +64,15 @@ def commit(store: Store, actor: str, ops: list[Op]) -> set[str]:
         return change, applied
 
     return store.mutate(build, actor)
+
+
+def _write_ahead(store: Store, blobs: Collection[bytes]) -> None:
+    """Store the ops' files as git objects before their commit, several at once: creating files
+    is most of a commit's cost, and the commit then finds these written. Objects are named by
+    their content, so the file of an op that does not apply is only an unreferenced object, which
+    `git gc` removes."""
+    if len(blobs) <= 1:  # nothing to overlap: the commit writes it
+        return
+    with ThreadPoolExecutor(min(WRITERS, len(blobs))) as pool:
+        written = pool.map(lambda data: store.git.write_object("blob", data), blobs)
+        list(written)  # a failed write raises here

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,13 +31,14 @@ TOKEN_ENV = "FLEET_RUN_TOKEN"
 # outlives a stop request long enough to record how the agent ended (a caught signal is reset to its
 # default in the exec'd agent, an ignored one would not be). Its own stderr goes to /dev/null, so
 # the shell's "Killed" notices stay out of the agent's stderr; the subshell gives the agent the real
-# stderr (fd 3) and execs it. `command -p` finds mv even when the agent's PATH lacks it.
+# stderr (fd 3) and execs it. The rc file is written with a builtin, no process: it is read only
+# once the wrapper is gone, so it is complete by then.
 WRAPPER = """trap : HUP INT TERM
 rc_file=$1; shift
 exec 3>&2 2>/dev/null
 ("$@" 2>&3 3>&-)
 rc=$?
-printf %s "$rc" > "$rc_file.tmp" && command -p mv -f "$rc_file.tmp" "$rc_file"
+printf %s "$rc" > "$rc_file"
 exit "$rc"
 """
 WRAPPER_NAME = "fleet-run"  # the wrapper's $0, as `ps` shows it
@@ -104,6 +105,10 @@ class Processes(Protocol):
         """TERM the whole tree, KILL what survives `grace` seconds; return when all are gone."""
         ...
 
+    def terminate_all(self, handles: Sequence[Handle], grace: float) -> None:
+        """`terminate` for many attempts at once (one look at the process table for them all)."""
+        ...
+
     def sweep(self, token: str) -> int:
         """SIGKILL every process still carrying FLEET_RUN_TOKEN=token; return how many."""
         ...
@@ -159,8 +164,7 @@ class OsProcesses:
         rc_path: Path,
     ) -> Handle:
         _check_startable(argv, cwd, env, rc_path)
-        for stale in (rc_path, rc_path.with_name(rc_path.name + ".tmp")):
-            stale.unlink(missing_ok=True)
+        rc_path.unlink(missing_ok=True)  # a stale one
         # The caller may choose the token (FLEET_RUN_TOKEN in env) and record it first: then an
         # agent started just before the caller died can still be found.
         token = env.get(TOKEN_ENV) or new_token()
@@ -191,22 +195,34 @@ class OsProcesses:
         return -signal.SIGKILL if recorded is None else recorded
 
     def terminate(self, handle: Handle, grace: float) -> None:
-        tree = collect_tree(handle)
-        if not tree:  # nothing carries the token, so nothing can fork one: no sweep needed
-            self._reap(handle)
-            return
-        _signal_all(tree, _our_group(handle, tree), signal.SIGTERM)
-        survivors = wait_gone(tree, grace)
+        self.terminate_all([handle], grace)
+
+    def terminate_all(self, handles: Sequence[Handle], grace: float) -> None:
+        carriers = carriers_of({h.token for h in handles})
+        trees = {h: _tree(h, carriers.get(h.token, [])) for h in handles}
+        trees = {h: tree for h, tree in trees.items() if tree}  # an empty one cannot fork: done
+        for handle, tree in trees.items():
+            _signal_all(tree, _our_group(handle, tree), signal.SIGTERM)
+        survivors = set(wait_gone([p for tree in trees.values() for p in tree], grace))
         if survivors:
-            _signal_all(survivors, _our_group(handle, survivors), signal.SIGKILL)
+            for handle, tree in trees.items():
+                left = [p for p in tree if p in survivors]
+                if left:
+                    _signal_all(left, _our_group(handle, left), signal.SIGKILL)
             wait_gone(survivors, KILL_WAIT)
-        self.sweep(handle.token)
-        self._reap(handle)
+        if trees:
+            self._sweep_all({h.token for h in trees})
+        for handle in handles:
+            self._reap(handle)
 
     def sweep(self, token: str) -> int:
+        return self._sweep_all({token})
+
+    def _sweep_all(self, tokens: Collection[str]) -> int:
+        """SIGKILL what still carries one of `tokens`, scanning until none is left; how many."""
         killed: set[int] = set()
         for _ in range(SWEEP_ROUNDS):
-            found = token_carriers(token)
+            found = [p for procs in carriers_of(tokens).values() for p in procs]
             if not found:
                 break
             killed.update(p.pid for p in found if _send(p, signal.SIGKILL))
@@ -291,32 +307,39 @@ def identify(handle: Handle) -> psutil.Process | None:
         return None
 
 
-def collect_tree(handle: Handle) -> list[psutil.Process]:
-    """The wrapper, its descendants, and every process carrying the token (setsid escapees)."""
+def _tree(handle: Handle, carriers: Iterable[psutil.Process]) -> list[psutil.Process]:
+    """The wrapper, its descendants, and `carriers`: the processes carrying the token (setsid
+    escapees among them)."""
     found: dict[int, psutil.Process] = {}
     wrapper = identify(handle)
     if wrapper is not None:
         found[wrapper.pid] = wrapper
         found.update((p.pid, p) for p in _descendants(wrapper))
-    for proc in token_carriers(handle.token):
+    for proc in carriers:
         found.setdefault(proc.pid, proc)
     return list(found.values())
 
 
 def token_carriers(token: str) -> list[psutil.Process]:
-    """Live processes, other than this one, whose environment holds the token.
+    """Live processes, other than this one, whose environment holds the token."""
+    return carriers_of({token}).get(token, [])
 
-    Only environments we may read are searched: our uid's (every uid's when run as root, where a
-    carrier that switched uid is still part of the attempt). The environment is read first: it is
-    the cheapest test that rules a process out.
+
+def carriers_of(tokens: Collection[str]) -> dict[str, list[psutil.Process]]:
+    """Live processes, other than this one, by the token of `tokens` their environment holds.
+
+    One scan of the process table, whatever the number of tokens. Only environments we may read
+    are searched: our uid's (every uid's when run as root, where a carrier that switched uid is
+    still part of the attempt). The environment is read first: it is the cheapest test that rules
+    a process out.
     """
     me = os.getpid()
-    found = []
+    found: dict[str, list[psutil.Process]] = {}
     for proc in psutil.process_iter():
         try:
-            carries = proc.pid != me and proc.environ().get(TOKEN_ENV) == token
-            if carries and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
+            token = proc.environ().get(TOKEN_ENV) if proc.pid != me else None
+            if token is not None and token in tokens and proc.status() != psutil.STATUS_ZOMBIE:
+                found.setdefault(token, []).append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return found

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,8 @@ class FakeProcesses:
     runs: list[FakeRun] = field(default_factory=list)
     terminated: list[tuple[Handle, float]] = field(default_factory=list)
     swept: list[str] = field(default_factory=list)
+    cleared: list[list[Handle]] = field(default_factory=list)  # terminate_all's batches
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def spawn(
         self,
@@ -57,9 +60,10 @@ class FakeProcesses:
         rc_path.unlink(missing_ok=True)
         for path in (stdout, stderr):
             path.touch()
-        pid = FIRST_FAKE_PID + len(self.runs)
-        handle = Handle(pid, float(pid), new_token(), str(rc_path))
-        self.runs.append(FakeRun(list(argv), cwd, dict(env), stdout, stderr, handle))
+        with self.lock:  # the supervisor starts several agents at once, in threads
+            pid = FIRST_FAKE_PID + len(self.runs)
+            handle = Handle(pid, float(pid), new_token(), str(rc_path))
+            self.runs.append(FakeRun(list(argv), cwd, dict(env), stdout, stderr, handle))
         return handle
 
     def run(self, handle: Handle) -> FakeRun:
@@ -102,6 +106,12 @@ class FakeProcesses:
         if run.exit_code is None:
             self._exit(run, -signal.SIGTERM)
         run.leftovers = 0
+
+    def terminate_all(self, handles: Sequence[Handle], grace: float) -> None:
+        """`terminate` each; the batch is recorded in `cleared`."""
+        self.cleared.append(list(handles))
+        for handle in handles:
+            self.terminate(handle, grace)
 
     def sweep(self, token: str) -> int:
         """Kill what still carries `token`: a running agent counts one, plus its leftovers."""

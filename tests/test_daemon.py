@@ -144,6 +144,37 @@ def test_exactly_once_claims_between_two_supervisors(rig: Rig, home: Path) -> No
         assert task.status == "closed" and len(task.attempts) == 1
 
 
+class MeetsAtSpawn(FakeProcesses):
+    """A spawn returns only once a second spawn is under way: the starts must overlap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meeting = threading.Barrier(2, timeout=10)
+
+    def spawn(self, *args: Any, **kwargs: Any) -> Handle:
+        self.meeting.wait()
+        return super().spawn(*args, **kwargs)
+
+
+def test_agents_claimed_together_start_at_once(rig: Rig) -> None:
+    ids = [rig.task(f"t{i}") for i in range(2)]
+    fake = MeetsAtSpawn()
+    report = rig.tick(T0, sup=supervisor(rig.store, fake, pid=81))
+    assert report.started == ids
+    assert sorted(run.env["FLEET_TASK_ID"] for run in fake.runs) == ids
+
+
+def test_claims_are_committed_before_the_records_of_ended_attempts(rig: Rig) -> None:
+    rig.configure("max_concurrent=1")
+    first, second = rig.task("first"), rig.task("second")
+    rig.tick(T0)
+    rig.finish(first)
+    report = rig.tick(T0 + 1)
+    assert (report.ended, report.claimed) == ([(first, "success")], [second])
+    events = rig.store.git.out("log", "-2", "--format=%(trailers:key=Fleet-Event,valueonly)")
+    assert events.split() == ["success,started", "claimed"]  # newest first
+
+
 # -- retries, backoff, blocking ------------------------------------------------------------------
 
 
@@ -500,6 +531,17 @@ def test_running_attempt_is_checkpointed(rig: Rig) -> None:
     assert run["lines"] == 2 and run["last_output_at"] == iso(T0 + 10)
 
 
+def test_status_file_is_written_once_the_agent_has_news(rig: Rig, home: Path) -> None:
+    task_id = rig.task("quiet, then talks")
+    rig.tick(T0)
+    rig.tick(T0 + 5)
+    status = home / "live" / task_id / "1" / "status.json"
+    assert not status.exists()  # nothing since the start: the task's record says it all
+    rig.say(task_id, "hello")
+    rig.tick(T0 + 6)
+    assert json.loads(status.read_text())["lines"] == 1
+
+
 def test_knowledge_holds_the_task_the_handoff_and_the_contract(rig: Rig) -> None:
     design = rig.task("Design the parser", description="Pick a grammar.")
     build = rig.task(
@@ -546,6 +588,19 @@ def test_leftover_processes_are_stopped_after_the_attempt_ends(rig: Rig) -> None
     rig.tick(T0 + 1)
     assert run.leftovers == 0
     assert rig.get(task_id).status == "closed"
+
+
+def test_leftovers_of_attempts_ending_close_together_are_stopped_in_one_look(rig: Rig) -> None:
+    sup = daemon.Supervisor(rig.store, rig.fake, host=HOST, pid=82)  # stops in the background
+    ids = [rig.task(f"t{i}") for i in range(3)]
+    rig.tick(T0, sup=sup)
+    handles = [rig.run_of(task_id).handle for task_id in ids]
+    for at, task_id in zip((1.0, 1.1, 1.2), ids, strict=True):
+        rig.fake.finish(rig.run_of(task_id).handle, 0, leftovers=1)
+        rig.tick(T0 + at, sup=sup)
+    sup.wait_stops(10)  # the last look, for what ended since the one before
+    assert sorted(rig.fake.cleared, key=len) == [handles[:1], handles[1:]]
+    assert [rig.run_of(task_id).leftovers for task_id in ids] == [0, 0, 0]
 
 
 # -- stopping ------------------------------------------------------------------------------------
@@ -712,6 +767,34 @@ def test_agent_started_but_not_committed_is_adopted_from_its_handle_file(
     rig.tick(T0 + 2)
     assert rig.get(task_id).status == "closed"
     assert len(rig.fake.runs) == 1
+
+
+def test_attempt_ended_before_a_crash_between_the_commits_is_recorded_by_the_next_supervisor(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig.configure("max_concurrent=1")
+    first, second = rig.task("first"), rig.task("second")
+    dying = supervisor(rig.store, rig.fake, pid=80)
+    rig.tick(T0, sup=dying)
+    rig.finish(first, lines=["done"])
+    commit = daemon.commit
+
+    def crash_on_records(store: Store, actor: str, ops: list[Any]) -> set[str]:
+        if any(op.ended for op in ops):
+            raise KeyboardInterrupt
+        return commit(store, actor, ops)
+
+    monkeypatch.setattr(daemon, "commit", crash_on_records)
+    with pytest.raises(KeyboardInterrupt):
+        dying.tick(T0 + 1)  # the second task is claimed and started, the first not recorded
+    monkeypatch.setattr(daemon, "commit", commit)
+    assert rig.get(first).status == "in_progress" and rig.get(second).status == "in_progress"
+    report = rig.tick(T0 + 2)
+    assert report.ended == [(first, "success")] and report.running == 1
+    assert rig.get(first).status == "closed"
+    assert rig.committed(first, 1, "output.log") == b"done\n"
+    assert (rig.get(second).run or {})["actor"] == rig.sup.actor
+    assert len(rig.fake.runs) == 2  # nothing ran twice
 
 
 def test_agent_that_died_with_its_supervisor_is_recorded_and_retried(rig: Rig) -> None:

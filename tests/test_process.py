@@ -21,6 +21,7 @@ from supervisor.process import (
     Handle,
     OsProcesses,
     SpawnError,
+    carriers_of,
     exit_code,
     identify,
     new_token,
@@ -344,6 +345,30 @@ def test_terminate_kills_an_escaped_setsid_grandchild(runner: Runner, on_term: s
     assert Path(f"{ready}.term").exists() == (on_term == "obey")
     assert token_carriers(handle.token) == []
     assert handle.pid not in own_children()
+
+
+def test_terminate_all_stops_several_trees_with_one_look_for_their_tokens(runner: Runner) -> None:
+    started = []
+    for name in ("one", "two"):
+        ready = runner.tmp / f"{name}.ready"
+        handle = runner.start([PY, "-c", ESCAPER, str(ready), "obey"], name)
+        wait_for(ready.exists, what=f"the escapee of {name}")
+        started.append((handle, psutil.Process(int(ready.read_text()))))
+    ended = runner.start(["true"], "ended")
+    assert wait_exit(runner.procs, ended) == 0
+    found = carriers_of({handle.token for handle, _ in started} | {ended.token})
+    assert ended.token not in found
+    for handle, escapee in started:
+        assert escapee.pid in {p.pid for p in found[handle.token]}
+
+    runner.procs.terminate_all([*(handle for handle, _ in started), ended], grace=5)
+
+    assert runner.procs.poll(ended) == 0
+    for handle, escapee in started:
+        assert gone(escapee)
+        assert runner.procs.poll(handle) == -signal.SIGTERM
+        assert token_carriers(handle.token) == []
+        assert handle.pid not in own_children()
 
 
 def test_terminate_sweeps_a_process_forked_during_the_grace(runner: Runner) -> None:
