@@ -140,8 +140,11 @@ def create(home: Path | None, params: dict[str, Any]) -> str:
         deps=deps.split(",") if deps else [],
         **fields,
     )
-    # The store stays open: closing the cache would checkpoint its log, work the next write does.
-    task = create_task(Store.open(home), new)
+    store = Store.open(home)
+    try:
+        task = create_task(store, new)
+    finally:
+        store.close()
     if as_json:
         from supervisor.entry import json_text
 
