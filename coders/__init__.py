@@ -10,7 +10,7 @@ from coders.base import Coder
 # name -> "module:Class" of the built-ins; imported only when asked for.
 BUILTINS: dict[str, str] = {
     "claude": "coders.claude:ClaudeCoder",
-    "codex": "coders.codex:CodexCoder",
+    "codex": "coders.codex.adapter:CodexCoder",
     "gemini": "coders.gemini:GeminiCoder",
     "opencode": "coders.opencode:OpencodeCoder",
     "agy": "coders.agy:AgyCoder",

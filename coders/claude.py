@@ -29,7 +29,7 @@ from coders.base import (
     Verdict,
     exit_reason,
 )
-from coders.jsonlines import JsonLinesParser, number
+from coders.parsing.jsonlines import JsonLinesParser, number
 
 DEFAULT_PERMISSION_MODE = "acceptEdits"
 QUIET_ENV = {
@@ -209,7 +209,7 @@ class ClaudeCoder(BaseCoder):
     verified = True
     needs_result = True
     default_model = "sonnet"
-    mock_handler = "coders.mock.anthropic:AnthropicHandler"
+    mock_handler = "coders.check.mock.anthropic:AnthropicHandler"
     base_url_env = "ANTHROPIC_BASE_URL"
     key_env = "ANTHROPIC_API_KEY"
     usage_limit_key_env = "CLAUDE_CODE_OAUTH_TOKEN"  # subscription limits show only with OAuth

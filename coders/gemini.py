@@ -41,7 +41,7 @@ from coders.base import (
     Verdict,
     exit_reason,
 )
-from coders.jsonlines import JsonLinesParser, as_dict, as_dicts, count
+from coders.parsing.jsonlines import JsonLinesParser, as_dict, as_dicts, count
 
 APPROVAL_MODES = ("yolo", "auto_edit", "default", "plan")
 TMP_README = "Temporary files of one attempt's agent (its TMPDIR), removed with the attempt.\n"
@@ -212,7 +212,7 @@ class GeminiCoder(BaseCoder):
     verified = True
     needs_result = True
     default_model = "gemini-2.5-pro"
-    mock_handler = "coders.mock.gemini:GeminiHandler"
+    mock_handler = "coders.check.mock.gemini:GeminiHandler"
     base_url_env = "GOOGLE_GEMINI_BASE_URL"
     key_env = "GEMINI_API_KEY"
     credential_env = CREDENTIAL_ENV

@@ -30,7 +30,7 @@ from coders.base import (
     Verdict,
     exit_reason,
 )
-from coders.jsonlines import JsonLinesParser, as_dict, count, number
+from coders.parsing.jsonlines import JsonLinesParser, as_dict, count, number
 
 EDIT_TOOLS = frozenset({"write", "edit", "patch", "multiedit"})
 UNIFIED_RESET = "anthropic-ratelimit-unified-reset"
@@ -153,7 +153,7 @@ class OpencodeCoder(BaseCoder):
     verified = True
     needs_result = True
     default_model = "anthropic/claude-sonnet-4-5"
-    mock_handler = "coders.mock.anthropic:AnthropicHandler"
+    mock_handler = "coders.check.mock.anthropic:AnthropicHandler"
     base_url_env = "ANTHROPIC_BASE_URL"
     key_env = "ANTHROPIC_API_KEY"
 

@@ -1,3 +1,3 @@
-from supervisor.entry import run
+from supervisor.cli.entry import run
 
 run()

@@ -1,6 +1,7 @@
 """The configuration: `config.toml` in the store's tree, validated by a pydantic model.
 
-Every change is a commit. A running supervisor reads it again at every tick.
+This module holds the model and its rules; `supervisor.queue.configure` reads it from the store and
+changes it there (every change is a commit). A running supervisor reads it again at every tick.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pydantic.fields import FieldInfo
 
 from supervisor.accounts import Account
 from supervisor.errors import BadInput
-from supervisor.store import Change, Snapshot, Store
 
 CONFIG_PATH = "config.toml"
 KIND_NAMES: dict[Any, str] = {
@@ -100,14 +100,9 @@ def load(text: str) -> Config:
         return Config.model_validate(tomllib.loads(text) if text.strip() else {})
     except (tomllib.TOMLDecodeError, ValidationError) as exc:
         raise BadInput(
-            f"config.toml is not valid: {_explain(exc)}",
+            f"config.toml is not valid: {explain(exc)}",
             hint="fix it with `fleet config set KEY=VALUE`",
         ) from None
-
-
-def current(store: Store) -> Config:
-    store.cache.sync()
-    return load(store.cache.config_text())
 
 
 def keys() -> list[str]:
@@ -123,8 +118,8 @@ def keys() -> list[str]:
 def get(config: Config, key: str) -> Any:
     path = key.split(".")
     if path[0] == "coders" and len(path) == 3:  # a coder without settings has the defaults
-        _check_key(path)
-        _check_coders(Config(coders={path[1]: CoderSettings()}))
+        check_key(path)
+        check_coders(Config(coders={path[1]: CoderSettings()}))
         settings = config.coders.get(path[1], CoderSettings())
         return settings.model_dump()[path[2]]
     if path[0] in TABLES and len(path) >= 2 and path[1] not in getattr(config, path[0]):
@@ -146,43 +141,7 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def set_values(store: Store, pairs: list[str], actor: str | None = None) -> Config:
-    """Apply KEY=VALUE pairs in one commit; refuse all of them if any is bad."""
-    updates: list[tuple[list[str], Any]] = []
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise BadInput(f"{pair!r} is not KEY=VALUE", hint="fleet config set max_concurrent=4")
-        updates.append((key.strip().split("."), parse_value(value.strip())))
-
-    def build(snap: Snapshot) -> tuple[Change | None, Config]:
-        text = (snap.read(CONFIG_PATH) or b"").decode()
-        data = tomllib.loads(text) if text.strip() else {}
-        for path, value in updates:
-            _check_key(path)
-            node = data
-            for part in path[:-1]:
-                node = node.setdefault(part, {})
-                if not isinstance(node, dict):
-                    raise BadInput(f"{'.'.join(path)} is not a table", hint=", ".join(keys()))
-            node[path[-1]] = value
-        try:
-            config = Config.model_validate(data)
-        except ValidationError as exc:
-            raise BadInput(f"invalid configuration: {_explain(exc)}", hint=_choices(exc)) from None
-        _check_coders(config)
-        new_text = tomli_w.dumps(data)
-        if new_text == text:
-            return None, config
-        change = Change(
-            "config: " + ", ".join(pairs), "config_changed", files={CONFIG_PATH: new_text.encode()}
-        )
-        return change, config
-
-    return store.mutate(build, actor)
-
-
-def _check_key(path: list[str]) -> None:
+def check_key(path: list[str]) -> None:
     top = Config.model_fields
     table = TABLES.get(path[0])
     ok = (len(path) == 1 and path[0] in top and table is None) or (
@@ -197,7 +156,7 @@ def _check_key(path: list[str]) -> None:
         )
 
 
-def _check_coders(config: Config) -> None:
+def check_coders(config: Config) -> None:
     import coders
 
     known = coders.names()
@@ -207,7 +166,7 @@ def _check_coders(config: Config) -> None:
             raise BadInput(f"unknown coder {name!r}", hint=f"known coders: {', '.join(known)}")
 
 
-def _explain(exc: Exception) -> str:
+def explain(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
@@ -215,7 +174,7 @@ def _explain(exc: Exception) -> str:
     return str(exc)
 
 
-def _choices(exc: ValidationError) -> str:
+def choices(exc: ValidationError) -> str:
     """What the first bad value may be: its choices, or its type and range."""
     err = exc.errors()[0]
     loc = [str(p) for p in err["loc"]]
@@ -246,45 +205,3 @@ def _describe(info: FieldInfo) -> str:
 def show(config: Config) -> str:
     data = config.model_dump(exclude_none=True)
     return tomli_w.dumps(data)
-
-
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-
-
-def edit_entry(
-    store: Store,
-    table: str,
-    name: str,
-    entry: dict[str, Any] | None,
-    summary: str,
-    must_exist: bool = False,
-    actor: str | None = None,
-) -> Config:
-    """Replace (or with None, remove) entry `name` of a table such as `accounts`, in one commit."""
-    import re
-
-    if not re.match(NAME_PATTERN, name):
-        raise BadInput(f"{name!r} is not a valid name", hint="letters, digits, '.', '_' and '-'")
-
-    def build(snap: Snapshot) -> tuple[Change | None, Config]:
-        text = (snap.read(CONFIG_PATH) or b"").decode()
-        data = tomllib.loads(text) if text.strip() else {}
-        entries = data.setdefault(table, {})
-        if must_exist and name not in entries:
-            known = ", ".join(sorted(entries)) or "none"
-            raise BadInput(f"no {table[:-1]} named {name!r}", hint=f"configured: {known}")
-        if entry is None:
-            entries.pop(name, None)
-        else:
-            entries[name] = entry
-        try:
-            config = Config.model_validate(data)
-        except ValidationError as exc:
-            raise BadInput(f"invalid {table[:-1]}: {_explain(exc)}", hint=_choices(exc)) from None
-        _check_coders(config)
-        new_text = tomli_w.dumps(data)
-        if new_text == text:
-            return None, config
-        return Change(summary, "config_changed", files={CONFIG_PATH: new_text.encode()}), config
-
-    return store.mutate(build, actor)

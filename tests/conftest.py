@@ -10,11 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.entry import main
-from supervisor.store import Store
+from supervisor.cli.entry import main
+from supervisor.store.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
-pytest_plugins = ["tests.rig"]  # the supervisor loop's `rig` fixture
+pytest_plugins = ["tests.support.rig"]  # the supervisor loop's `rig` fixture
+
+
+# Each folder of tests is a kind, and carries its marker: `pytest -m unit`, `-m "not agents"`.
+KINDS = ("unit", "loop", "e2e", "agents")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        kind = Path(str(item.fspath)).parent.name
+        if kind in KINDS:
+            item.add_marker(getattr(pytest.mark, kind))
 
 
 @pytest.fixture(autouse=True)

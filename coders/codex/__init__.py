@@ -1,0 +1,1 @@
+"""Codex: the adapter, its error classification and its rollout-file reader."""

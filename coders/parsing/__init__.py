@@ -1,0 +1,1 @@
+"""What several adapters share to read an agent's output: JSON lines and the `<plan>` block."""

@@ -1,0 +1,107 @@
+"""The configuration as the store holds it: read the current one, change it in one commit.
+
+The model and its rules are `supervisor.config`; this module is where they meet the store.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any
+
+import tomli_w
+from pydantic import ValidationError
+
+from supervisor import config
+from supervisor.errors import BadInput
+from supervisor.store.store import Change, Snapshot, Store
+
+
+def current(store: Store) -> config.Config:
+    store.cache.sync()
+    return config.load(store.cache.config_text())
+
+
+def set_values(store: Store, pairs: list[str], actor: str | None = None) -> config.Config:
+    """Apply KEY=VALUE pairs in one commit; refuse all of them if any is bad."""
+    updates: list[tuple[list[str], Any]] = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"{pair!r} is not KEY=VALUE", hint="fleet config set max_concurrent=4")
+        updates.append((key.strip().split("."), config.parse_value(value.strip())))
+
+    def build(snap: Snapshot) -> tuple[Change | None, config.Config]:
+        text = (snap.read(config.CONFIG_PATH) or b"").decode()
+        data = tomllib.loads(text) if text.strip() else {}
+        for path, value in updates:
+            config.check_key(path)
+            node = data
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise BadInput(
+                        f"{'.'.join(path)} is not a table", hint=", ".join(config.keys())
+                    )
+            node[path[-1]] = value
+        try:
+            cfg = config.Config.model_validate(data)
+        except ValidationError as exc:
+            raise BadInput(
+                f"invalid configuration: {config.explain(exc)}", hint=config.choices(exc)
+            ) from None
+        config.check_coders(cfg)
+        new_text = tomli_w.dumps(data)
+        if new_text == text:
+            return None, cfg
+        change = Change(
+            "config: " + ", ".join(pairs),
+            "config_changed",
+            files={config.CONFIG_PATH: new_text.encode()},
+        )
+        return change, cfg
+
+    return store.mutate(build, actor)
+
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+def edit_entry(
+    store: Store,
+    table: str,
+    name: str,
+    entry: dict[str, Any] | None,
+    summary: str,
+    must_exist: bool = False,
+    actor: str | None = None,
+) -> config.Config:
+    """Replace (or with None, remove) entry `name` of a table such as `accounts`, in one commit."""
+    import re
+
+    if not re.match(NAME_PATTERN, name):
+        raise BadInput(f"{name!r} is not a valid name", hint="letters, digits, '.', '_' and '-'")
+
+    def build(snap: Snapshot) -> tuple[Change | None, config.Config]:
+        text = (snap.read(config.CONFIG_PATH) or b"").decode()
+        data = tomllib.loads(text) if text.strip() else {}
+        entries = data.setdefault(table, {})
+        if must_exist and name not in entries:
+            known = ", ".join(sorted(entries)) or "none"
+            raise BadInput(f"no {table[:-1]} named {name!r}", hint=f"configured: {known}")
+        if entry is None:
+            entries.pop(name, None)
+        else:
+            entries[name] = entry
+        try:
+            cfg = config.Config.model_validate(data)
+        except ValidationError as exc:
+            raise BadInput(
+                f"invalid {table[:-1]}: {config.explain(exc)}", hint=config.choices(exc)
+            ) from None
+        config.check_coders(cfg)
+        new_text = tomli_w.dumps(data)
+        if new_text == text:
+            return None, cfg
+        return Change(summary, "config_changed", files={config.CONFIG_PATH: new_text.encode()}), cfg
+
+    return store.mutate(build, actor)

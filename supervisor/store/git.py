@@ -1,0 +1,201 @@
+"""Every git call fleet makes goes through here: hooks and fsmonitor off, `GIT_*` scrubbed.
+
+Objects fleet writes itself (blobs, trees, commits) are plain zlib-compressed loose objects,
+written to a temporary file and renamed into place, exactly as git writes them. A ref moves only by
+a compare-and-swap under git's own lock file (`cas_ref`), as `git update-ref NEW OLD` moves it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import zlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from supervisor.errors import GitError
+from supervisor.store.trees import Trees
+
+if TYPE_CHECKING:
+    import subprocess
+    from hashlib import sha1
+else:  # the builtin SHA-1: importing hashlib loads OpenSSL, a start-up cost `bd create` feels
+    try:
+        from _sha1 import sha1
+    except ImportError:  # pragma: no cover - interpreters without it
+        from hashlib import sha1
+
+SAFE_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment minus every `GIT_*` variable, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env["GIT_CONFIG_NOSYSTEM"] = "1"
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _exclusive(directory: Path, prefix: str) -> tuple[int, str]:
+    """A new file only this call created (tempfile's job, without importing it: start-up cost)."""
+    while True:
+        name = str(directory / f"{prefix}{os.getpid()}-{os.urandom(6).hex()}")
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), name
+        except FileExistsError:
+            continue
+
+
+def run_in(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run git in a user's directory (a task's repository), hooks off, `GIT_*` scrubbed."""
+    import subprocess  # here, not above: `bd create` starts no process and skips the import
+
+    argv = ["git", *SAFE_CONFIG, "-C", str(cwd), *args]
+    return subprocess.run(argv, capture_output=True, env=clean_env(), check=False)
+
+
+class Git:
+    def __init__(self, git_dir: Path) -> None:
+        self.git_dir = git_dir
+        self.objects = git_dir / "objects"
+        self.trees = Trees(self._loose, self.read, self.write_object)
+        self._folders: set[str] = set()  # object folders known to exist
+
+    def run(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[bytes]:
+        import subprocess
+
+        argv = ["git", *SAFE_CONFIG, f"--git-dir={self.git_dir}", *args]
+        proc = subprocess.run(
+            argv, input=input, capture_output=True, env=clean_env(env), check=False
+        )
+        if check and proc.returncode != 0:
+            raise GitError(argv, proc.returncode, proc.stderr.decode(errors="replace"))
+        return proc
+
+    def out(
+        self, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None
+    ) -> str:
+        return self.run(*args, input=input, env=env).stdout.decode()
+
+    # -- refs -------------------------------------------------------------------------------
+
+    def ref(self, name: str = "refs/heads/main") -> str | None:
+        """The sha a ref points at, read from the files git keeps (no process)."""
+        try:
+            return (self.git_dir / name).read_text().strip() or None
+        except FileNotFoundError:
+            pass
+        try:
+            packed = (self.git_dir / "packed-refs").read_text()
+        except FileNotFoundError:
+            return None
+        for line in packed.splitlines():
+            if line.endswith(" " + name):
+                return line.split(" ", 1)[0]
+        return None
+
+    def cas_ref(self, new: str, old: str | None, name: str = "refs/heads/main") -> bool:
+        """Move `name` to `new` only if it still points at `old` (None: must not exist).
+
+        git's protocol, without a git process: take `NAME.lock` (exclusive create), compare,
+        write, fsync, rename over the ref. The lock appears already flocked (it is linked into
+        place from a flocked temporary file), so a sweeper can tell a live writer's lock from
+        a dead one's: see `Store.clear_dead_ref_locks`.
+        """
+        path = self.git_dir / name
+        lock = path.with_name(path.name + ".lock")
+        fd, tmp = _exclusive(self.git_dir, "tmp_ref_")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, f"{new}\n".encode())
+            os.fsync(fd)
+            try:
+                os.link(tmp, lock)
+            except FileExistsError:
+                return False
+            try:
+                if self.ref(name) != old:
+                    os.unlink(lock)
+                    return False
+                os.rename(lock, path)
+            except BaseException:
+                os.unlink(lock)
+                raise
+            return True
+        finally:
+            os.unlink(tmp)
+            os.close(fd)  # releases the flock
+
+    # -- objects ----------------------------------------------------------------------------
+
+    def write_object(self, kind: str, data: bytes) -> str:
+        """Store a loose object (atomic: temp file + rename) and return its sha."""
+        header = f"{kind} {len(data)}\0".encode()
+        sha = sha1(header + data).hexdigest()
+        folder = self.objects / sha[:2]
+        path = folder / sha[2:]
+        if path.exists():
+            return sha
+        if sha[:2] not in self._folders:
+            folder.mkdir(exist_ok=True)
+            self._folders.add(sha[:2])
+        fd, tmp = _exclusive(folder, "tmp_obj_")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(zlib.compress(header + data, 1))
+            os.rename(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return sha
+
+    def write_tree(self, base: str | None, changes: Mapping[str, str | None]) -> str:
+        """The tree of commit `base` with `changes` applied (path -> blob sha, None: delete)."""
+        base_tree = self.trees.commit_tree(base) if base else None
+        return self.trees.apply(base_tree, changes)
+
+    def _loose(self, sha: str) -> bytes | None:
+        try:
+            return (self.objects / sha[:2] / sha[2:]).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def commit(self, tree: str, parent: str | None, message: str, who: str, when: int) -> str:
+        lines = [f"tree {tree}"]
+        if parent:
+            lines.append(f"parent {parent}")
+        lines.append(f"author {who} {when} +0000")
+        lines.append(f"committer {who} {when} +0000")
+        body = "\n".join(lines) + "\n\n" + message.rstrip("\n") + "\n"
+        return self.write_object("commit", body.encode())
+
+    def cat_batch(self, names: list[str]) -> Iterator[tuple[str, bytes | None]]:
+        """Contents of many objects (`sha` or `rev:path`) through one `cat-file --batch`."""
+        if not names:
+            return
+        data = self.run("cat-file", "--batch", input=("\n".join(names) + "\n").encode()).stdout
+        pos = 0
+        for name in names:
+            end = data.index(b"\n", pos)
+            header = data[pos:end].decode()
+            pos = end + 1
+            if header.endswith(" missing") or header.endswith(" ambiguous"):
+                yield name, None
+                continue
+            size = int(header.rsplit(" ", 1)[1])
+            yield name, data[pos : pos + size]
+            pos += size + 1
+
+    def read(self, rev_path: str) -> bytes | None:
+        for _, data in self.cat_batch([rev_path]):
+            return data
+        return None

@@ -1,0 +1,388 @@
+"""The store: a git repository in `$FLEET_HOME` whose `refs/heads/main` is the single truth.
+
+One file per task (`tasks/<id>.json`), attempt records under `runs/<id>/<n>/`, the configuration
+in `config.toml`. Every mutation is one commit, made without a shared index or work tree and
+published with a compare-and-swap on the ref; when another writer got there first, the mutation
+is re-read and re-applied on the new state.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import stat
+import time
+from _thread import get_ident
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from supervisor.errors import BadInput, Conflict, GitError, NotFound, StoreError
+from supervisor.model import Record, Task, check_id
+from supervisor.store.cache import Cache
+from supervisor.store.git import Git
+
+T = TypeVar("T")
+CAS_TRIES = 200
+STALE_LOCK_SECONDS = 30.0  # leftovers of a writer this old are garbage
+REF_LOCK_PATIENCE = 2.0  # git holds the ref lock for microseconds; a lock this old is suspect
+REF_LOCKS = ("refs/heads/main.lock", "HEAD.lock")  # `git update-ref refs/heads/main` takes both
+WRITER_TURN_SECONDS = 10.0  # wait this long for the writers' turn, then rely on the CAS alone
+# thread id -> the homes whose writers' turn it holds (not `threading.local`: one import less)
+_turns: dict[int, set[Path]] = {}
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("FLEET_HOME") or Path.home() / ".fleet").expanduser()
+
+
+def task_path(task_id: str) -> str:
+    return f"tasks/{task_id}.json"
+
+
+def dump_task(task: Task) -> bytes:
+    return (json.dumps(task.to_dict(), indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def user_actor() -> str:
+    import pwd
+
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        user = os.environ.get("USER") or str(os.getuid())
+    return f"{user}@{os.uname().nodename}"
+
+
+class Change(Record):
+    """One mutation: the files it writes (bytes) or deletes (None), and what to say about it."""
+
+    def __init__(
+        self,
+        summary: str,
+        event: str,
+        tasks: list[str] | None = None,
+        files: dict[str, bytes | None] | None = None,
+        details: str = "",
+    ) -> None:
+        self.summary = summary  # first line of the commit, for people
+        self.event = event  # Fleet-Event trailer: created, updated, claimed, closed, ...
+        self.tasks: list[str] = [] if tasks is None else tasks  # Fleet-Task trailers
+        self.files: dict[str, bytes | None] = {} if files is None else files
+        self.details = details  # commit body between the summary and the trailers
+
+    def put(self, task: Task) -> None:
+        """Write `task`, which must read back (a file that does not would break every read)."""
+        data = dump_task(task)
+        try:
+            Task.from_dict(json.loads(data))
+        except ValueError as exc:
+            raise BadInput(
+                f"task {task.id} would not be valid: {exc}",
+                hint=f"see what it holds with `fleet bd show {task.id}`",
+            ) from None
+        self.files[task_path(task.id)] = data
+        if task.id not in self.tasks:
+            self.tasks.append(task.id)
+
+    def message(self, actor: str) -> str:
+        lines = [self.summary]
+        if self.details:
+            lines += ["", self.details.rstrip()]
+        lines.append("")
+        lines += [f"Fleet-Task: {t}" for t in self.tasks[:50]]
+        if len(self.tasks) > 50:
+            lines.append(f"Fleet-Tasks-More: {len(self.tasks) - 50}")
+        lines += [f"Fleet-Event: {self.event}", f"Fleet-Actor: {actor}"]
+        return "\n".join(lines)
+
+
+class Snapshot:
+    """The store as of one commit, for reading inside a mutation."""
+
+    def __init__(self, store: Store, commit: str | None) -> None:
+        self.store = store
+        self.commit = commit
+
+    def get(self, task_id: str) -> Task | None:
+        return self.store.cache.get(task_id)
+
+    def need(self, task_id: str) -> Task:
+        check_id(task_id)
+        task = self.get(task_id)
+        if task is None:
+            raise NotFound(
+                f"task {task_id} does not exist",
+                hint="run `fleet bd list --all` to see the tasks in this store",
+            )
+        return task
+
+    def read(self, path: str) -> bytes | None:
+        return self.store.git.read(f"{self.commit}:{path}") if self.commit else None
+
+
+class Store:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.git_dir = home / ".git"
+        self.git = Git(self.git_dir)
+        self._cache: Cache | None = None
+
+    @classmethod
+    def open(cls, home: Path | None = None) -> Store:
+        """Open the home, creating it (and its repository) on first use."""
+        store = cls((home or default_home()).expanduser().absolute())
+        store.init()
+        return store
+
+    @property
+    def cache(self) -> Cache:
+        if self._cache is None:
+            self._cache = Cache(self.home / "cache" / "tasks.sqlite", self.git)
+        return self._cache
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+
+    # -- the home -------------------------------------------------------------------------------
+
+    def init(self) -> bool:
+        """Create the home if needed (idempotent); refuse an unsafe one. True if created."""
+        created = False
+        if not (self.git_dir / "HEAD").exists():
+            try:
+                self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the fleet home {self.home}: {exc.strerror}",
+                    hint="point `fleet --home DIR` (or FLEET_HOME) at a directory you can create",
+                ) from None
+            self._check_home()
+            self.home.chmod(0o700)  # a directory made beforehand becomes private too
+            tmp = self.home / f".git.init-{os.getpid()}"
+            Git(tmp).run("init", "--bare", "--quiet", "--initial-branch=main", str(tmp))
+            for key, value in (("core.fsync", "all"), ("gc.auto", "0"), ("core.bare", "true")):
+                Git(tmp).run("config", key, value)
+            try:
+                os.rename(tmp, self.git_dir)
+                created = True
+            except OSError:  # another process created it first
+                _rmtree(tmp)
+        self._check_home()
+        for sub in ("tmp", "live", "cache", "logs"):
+            (self.home / sub).mkdir(mode=0o700, exist_ok=True)
+        return created
+
+    def _check_home(self) -> None:
+        info = self.home.stat()
+        if info.st_uid != os.getuid():
+            raise StoreError(
+                f"the fleet home {self.home} belongs to another user (uid {info.st_uid})",
+                hint=f"use a home of your own (`fleet --home DIR`) or `chown -R $USER {self.home}`",
+            )
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise StoreError(
+                f"the fleet home {self.home} is writable by group or others",
+                hint=f"run `chmod 700 {self.home}`",
+            )
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def head(self) -> str | None:
+        return self.git.ref()
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self, self.cache.sync())
+
+    def get(self, task_id: str) -> Task:
+        return self.snapshot().need(task_id)
+
+    def read(self, path: str) -> bytes | None:
+        return self.snapshot().read(path)
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def mutate(
+        self,
+        build: Callable[[Snapshot], tuple[Change | None, T]],
+        actor: str | None = None,
+    ) -> T:
+        """Apply `build` to the newest state and publish it as one commit.
+
+        `build` reads the snapshot and returns (change, value); it may run several times when
+        other writers move the ref, so it must not have side effects. A change of None (nothing to
+        write) commits nothing. Raises what `build` raises, before anything is written.
+        """
+        who = actor or user_actor()
+        for attempt in range(CAS_TRIES):
+            with writers_turn(self.home):
+                snap = self.snapshot()
+                change, value = build(snap)
+                if change is None or not change.files:
+                    return value
+                commit = self._publish(snap.commit, change, who)
+                if commit is not None:
+                    self.cache.advance(snap.commit, commit, change.files)
+                    return value
+            self._after_lost_race(attempt)
+        raise Conflict(
+            f"gave up after {CAS_TRIES} tries: other writers kept moving the store",
+            hint="retry the command; if it keeps failing, run `fleet supervisor status`",
+        )
+
+    def _publish(self, parent: str | None, change: Change, actor: str) -> str | None:
+        """Write the change's objects and move the ref; the new commit, or None if it moved."""
+        blobs: dict[str, str | None] = {}
+        for path, data in change.files.items():
+            blobs[path] = None if data is None else self.git.write_object("blob", data)
+        tree = self.git.write_tree(parent, blobs)
+        ident = f"{actor.split('@')[0]} <{actor}>"
+        commit = self.git.commit(tree, parent, change.message(actor), ident, int(time.time()))
+        return commit if self.git.cas_ref(commit, parent) else None
+
+    def _after_lost_race(self, attempt: int) -> None:
+        self.clear_dead_ref_locks()
+        jitter = int.from_bytes(os.urandom(2), "big") / 65536  # not `random`: start-up cost
+        time.sleep(jitter * min(0.05, 0.001 * (attempt + 1)))
+
+    def clear_dead_ref_locks(self, patience: float = REF_LOCK_PATIENCE) -> list[str]:
+        """Remove ref locks whose writer is dead; return the paths removed.
+
+        A writer holds its ref lock for microseconds, while it moves the ref. fleet's writers
+        hold a flock on the lock file as long as it exists, so a lock that can be flocked was
+        left by a writer that died, or was taken by a git. A lock older than `patience` that
+        no one flocks, and for which no git process on this store started before it was made,
+        is dead. Sweepers take turns (a flock), so none of them removes a lock that a live
+        writer took after another sweeper removed the dead one.
+        """
+        locks = [self.git_dir / name for name in REF_LOCKS]
+        return [str(lock) for lock in locks if self._clear_dead_lock(lock, patience)]
+
+    def _clear_dead_lock(self, lock: Path, patience: float) -> bool:
+        try:
+            seen = lock.stat()
+        except FileNotFoundError:
+            return False
+        if time.time() - seen.st_mtime < patience:
+            return False
+        with _locked(self.home / "tmp" / "ref-lock.sweep", WRITER_TURN_SECONDS) as got:
+            try:
+                fd = os.open(lock, os.O_RDONLY)
+            except FileNotFoundError:
+                return False
+            try:
+                now = os.fstat(fd)
+                same = (now.st_ino, now.st_mtime_ns) == (seen.st_ino, seen.st_mtime_ns)
+                if not got or not same or not _free(fd) or self._git_started_before(seen.st_mtime):
+                    return False
+                lock.unlink()
+            finally:
+                os.close(fd)
+        return True
+
+    def _git_started_before(self, when: float) -> bool:
+        """Whether a git process working on this store started before `when`."""
+        import psutil
+
+        home = str(self.home)
+        for proc in psutil.process_iter(["name", "cmdline", "cwd", "create_time"]):
+            info = proc.info
+            if info["name"] != "git" or (info["create_time"] or 0.0) > when + 0.05:
+                continue
+            if any(home in arg for arg in info["cmdline"] or ()):
+                return True
+            if (info["cwd"] or "").startswith(home):
+                return True
+        return False
+
+    def sweep(self) -> list[str]:
+        """Remove leftovers of writers that died: private indexes, dead git locks, temp objects."""
+        removed = self.clear_dead_ref_locks()
+        now = time.time()
+        ref_locks = {self.git_dir / name for name in REF_LOCKS}
+        leftovers = [
+            *(self.home / "tmp").glob("index-*"),
+            *(p for p in self.git_dir.rglob("*.lock") if p not in ref_locks),
+            *self.git_dir.glob("objects/*/tmp_obj_*"),
+            *self.git_dir.glob("tmp_ref_*"),
+        ]
+        for path in leftovers:
+            try:
+                stale = now - path.stat().st_mtime > STALE_LOCK_SECONDS
+            except FileNotFoundError:
+                continue
+            if stale:
+                path.unlink(missing_ok=True)
+                removed.append(str(path))
+        return removed
+
+
+@contextmanager
+def writers_turn(home: Path) -> Iterator[None]:
+    """Writers of one home take turns from snapshot to publish, so that under contention they
+    wait instead of spending CPU on commits that would lose the compare-and-swap.
+
+    The CAS alone keeps the store correct: a writer that waits longer than WRITER_TURN_SECONDS
+    goes ahead without its turn, writers on other hosts never take it, and a `kill -9` releases
+    it. A write made while building another one in the same thread does not wait.
+    """
+    held = _turns.setdefault(get_ident(), set())
+    if home in held:
+        yield
+        return
+    with _locked(home / "tmp" / "writers.lock", WRITER_TURN_SECONDS) as got:
+        if got:
+            held.add(home)
+        try:
+            yield
+        finally:
+            held.discard(home)
+
+
+@contextmanager
+def _locked(path: Path, patience: float) -> Iterator[bool]:
+    """An exclusive flock on `path`, waited for up to `patience` s; yields whether it was got.
+
+    `fcntl.flock` rather than filelock: importing filelock costs half of `bd create`'s budget.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + patience
+        delay = 0.0005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                got = True
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    got = False
+                    break
+                time.sleep(delay)
+                delay = min(delay * 2, 0.01)
+        yield got
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _free(fd: int) -> bool:
+    """Whether no process holds a flock on the file `fd` is open on."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return True
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+__all__ = ["Change", "GitError", "Snapshot", "Store", "default_home", "dump_task", "task_path"]
