@@ -46,6 +46,27 @@ class RoleSettings(BaseModel):
     max_seconds: float | None = Field(None, gt=0, description="budget of each of its tasks")
     max_tokens: int | None = Field(None, gt=0, description="token budget of each of its tasks")
     max_cost: float | None = Field(None, gt=0, description="USD budget of each of its tasks")
+    after_children: Literal["", "close", "integrate"] = Field(
+        "", description="once a task's subtasks close: close it, or run it again to integrate"
+    )
+    ready_when: list[Literal["description", "acceptance", "estimate", "design"]] = Field(
+        default_factory=list,
+        description="what a task of this role needs before it may start (else it is refined)",
+    )
+
+
+class RouteRule(BaseModel):
+    """`[[route]]`: a task created without role or coder goes to `role` when it matches."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(description="the role the matching tasks go to")
+    labels: list[str] = Field(default_factory=list, description="any of these labels")
+    words: list[str] = Field(default_factory=list, description="any of these words in the title")
+    paths: list[str] = Field(
+        default_factory=list, description="globs the task's cwd matches (`~/src/docs/**`)"
+    )
+    types: list[str] = Field(default_factory=list, description="any of these issue types")
 
 
 class Price(BaseModel):
@@ -84,6 +105,22 @@ class Config(BaseModel):
     budget_warning: float = Field(0.8, gt=0, le=1, description="fraction of a budget that warns")
     daily_max_cost: float | None = Field(None, gt=0, description="USD per UTC day, whole fleet")
     daily_max_tokens: int | None = Field(None, gt=0, description="tokens per UTC day, whole fleet")
+    max_children: int = Field(20, ge=1, le=200, description="subtasks one result may create")
+    max_depth: int = Field(
+        3, ge=1, le=4, description="levels of subtasks below a top-level task (`fl-ab.1.2` is 2)"
+    )
+    after_children: Literal["close", "integrate"] = Field(
+        "close", description="once a task's subtasks close: close it, or run it again to integrate"
+    )
+    route: list[RouteRule] = Field(
+        default_factory=list, description="rules that choose a role for unassigned tasks"
+    )
+    triage_role: str = Field(
+        "triage", description="the role that routes a task no rule matches (when configured)"
+    )
+    refine_role: str = Field(
+        "product-owner", description="the role that refines a task its role is not ready for"
+    )
 
 
 # Tables of named entries, and the model of each entry.

@@ -69,6 +69,7 @@ FLEET_FIELDS = (
     "max_tokens",
     "max_cost",
     "max_attempts",
+    "after_children",
 )
 
 
@@ -239,11 +240,15 @@ class Task(Record):
         max_tokens: int | None = None,
         max_cost: float | None = None,
         max_attempts: int | None = None,
+        after_children: str = "",
         status_reason: str = "",
         not_before: str = "",
         attempts: list[dict[str, Any]] | None = None,
         retry_base: int = 0,
         run: dict[str, Any] | None = None,
+        subtasks: list[str] | None = None,
+        waiting_on_subtasks: bool = False,
+        route: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
         self.id = id
@@ -275,12 +280,16 @@ class Task(Record):
         self.max_tokens = max_tokens
         self.max_cost = max_cost
         self.max_attempts = max_attempts
+        self.after_children = after_children  # once its subtasks close: close or integrate
         # the supervisor's bookkeeping
         self.status_reason = status_reason  # why the task is blocked, or why it waits
         self.not_before = not_before  # a retry waits until then (backoff, rate-limit reset)
         self.attempts: list[dict[str, Any]] = [] if attempts is None else attempts  # summaries
         self.retry_base = retry_base  # attempts before this index no longer count (`fleet retry`)
         self.run = run  # the attempt running now: actor, pid, started_at, ...
+        self.subtasks: list[str] = [] if subtasks is None else subtasks  # children it created
+        self.waiting_on_subtasks = waiting_on_subtasks  # blocked until its subtasks close
+        self.route = route  # how its role was chosen: role, by (rule/triage/person), reason
         self.extra: dict[str, Any] = {} if extra is None else extra  # beads fields not modeled
 
     def to_dict(self) -> dict[str, Any]:
@@ -313,6 +322,12 @@ class Task(Record):
             out["retry_base"] = self.retry_base
         if self.run is not None:
             out["run"] = self.run
+        if self.subtasks:
+            out["subtasks"] = list(self.subtasks)
+        if self.waiting_on_subtasks:
+            out["waiting_on_subtasks"] = True
+        if self.route is not None:
+            out["route"] = self.route
         out.update(self.extra)
         return out
 
@@ -333,6 +348,9 @@ class Task(Record):
             _set_str(task, data, name)
         for name in ("role", "account", "command", "status_reason", "not_before"):
             _set_str(task, data, name)
+        _set_str(task, data, "after_children")
+        if task.after_children not in ("", "close", "integrate"):
+            raise ValueError(f"after_children {task.after_children!r} is not close or integrate")
         for name in ("created_at", "updated_at", "closed_at", "defer_until"):
             _set_time(task, data, name)
         status = data.get("status") or "open"
@@ -378,6 +396,15 @@ class Task(Record):
         if run is not None and not isinstance(run, dict):
             raise ValueError("run is not an object")
         task.run = run
+        subtasks = data.get("subtasks") or []
+        if not isinstance(subtasks, list) or not all(isinstance(x, str) for x in subtasks):
+            raise ValueError("subtasks is not a list of task ids")
+        task.subtasks = list(subtasks)
+        task.waiting_on_subtasks = data.get("waiting_on_subtasks") is True
+        route = data.get("route")
+        if route is not None and not isinstance(route, dict):
+            raise ValueError("route is not an object")
+        task.route = route
         task.extra = {k: v for k, v in data.items() if k not in known}
         return task
 

@@ -270,6 +270,11 @@ def blocked(ctx: click.Context, as_json: bool) -> None:
 @click.option("--max-tokens", type=click.IntRange(min=1))
 @click.option("--max-cost", type=float)
 @click.option("--max-attempts", type=click.IntRange(1, 100))
+@click.option(
+    "--after-children",
+    type=click.Choice(["close", "integrate"]),
+    help="Once its subtasks close: close it, or run it once more to integrate.",
+)
 @click.option("--add-label", multiple=True)
 @click.option("--remove-label", multiple=True)
 @click.option("--json", "as_json", is_flag=True)

@@ -55,6 +55,7 @@ class NewTask(Record):
         max_tokens: int | None = None,
         max_cost: float | None = None,
         max_attempts: int | None = None,
+        after_children: str = "",
     ) -> None:
         self.title = title
         self.description = description
@@ -76,6 +77,16 @@ class NewTask(Record):
         self.max_tokens = max_tokens
         self.max_cost = max_cost
         self.max_attempts = max_attempts
+        self.after_children = after_children
+
+
+def check_after_children(value: str) -> str:
+    if value not in ("", "close", "integrate"):
+        raise BadInput(
+            f"--after-children {value!r} is not close or integrate",
+            hint="close: the task closes once its subtasks close; integrate: it runs once more",
+        )
+    return value
 
 
 def parse_dep(spec: str) -> tuple[str, str]:
@@ -134,6 +145,7 @@ def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
             "a shell task needs a command", hint="add --command 'make test' (run with /bin/sh -c)"
         )
     check_limits(new.max_seconds, new.max_cost)
+    check_after_children(new.after_children)
     cwd = resolve_cwd(new.cwd)
     wanted = [parse_dep(d) for d in new.deps if d.strip()]
     if new.parent:
@@ -176,6 +188,7 @@ def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
             max_tokens=new.max_tokens,
             max_cost=new.max_cost,
             max_attempts=new.max_attempts,
+            after_children=new.after_children,
         )
         change = Change(f"create {task_id}: {_short(title)}", "created")
         change.put(task)
@@ -203,6 +216,7 @@ UPDATABLE = (
     "max_tokens",
     "max_cost",
     "max_attempts",
+    "after_children",
 )
 
 
@@ -222,6 +236,7 @@ def update(
     if "priority" in fields:
         check_priority(int(fields["priority"]))
     check_limits(fields.get("max_seconds"), fields.get("max_cost"))
+    check_after_children(str(fields.get("after_children") or ""))
     if "status" in fields and fields["status"] not in FLEET_STATUSES:
         raise BadInput(
             f"status {fields['status']!r} is not valid",

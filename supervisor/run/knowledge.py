@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from supervisor import planning
 from supervisor.model import Task
 
 RESULT_SHAPE = (
@@ -17,7 +18,11 @@ RESULT_SHAPE = (
 
 
 def build(
-    task: Task, workdir: Path, result_file: Path, lookup: Callable[[str], Task | None]
+    task: Task,
+    workdir: Path,
+    result_file: Path,
+    lookup: Callable[[str], Task | None],
+    max_depth: int = 3,
 ) -> str:
     parts = [f"# Task {task.id}: {task.title}"]
     if task.role:
@@ -33,12 +38,20 @@ def build(
     handoff = _handoff(task, lookup)
     if handoff:
         parts.append("## What the tasks this one depends on produced\n\n" + "\n\n".join(handoff))
+    produced = planning.summary(task, lookup) if not task.waiting_on_subtasks else []
+    if produced:
+        parts.append(
+            "## What your subtasks produced\n\nIntegrate their work and finish this task.\n\n"
+            + "\n\n".join(produced)
+        )
     previous = [a for a in task.attempts if a.get("summary") or a.get("reason")]
     if previous:
         last = previous[-1]
+        said = [last.get("reason") or ""] if last.get("outcome") != "success" else []
+        said.append(last.get("summary") or "")
         parts.append(
             f"## The previous attempt (#{last.get('n')}) ended {last.get('outcome', '?')}\n\n"
-            + (last.get("summary") or last.get("reason") or "")
+            + "\n\n".join(s for s in said if s)
         )
     parts.append(
         "## How to finish\n\n"
@@ -47,7 +60,8 @@ def build(
         "<plan>...</plan> block.\n"
         "When you stop, whether the task is done or not, write your result as one JSON object:\n"
         f"{RESULT_SHAPE}\n"
-        f"Write your result as JSON to: {result_file}"
+        + (planning.SUBTASK_CONTRACT + "\n" if planning.depth(task.id) < max_depth else "")
+        + f"Write your result as JSON to: {result_file}"
     )
     return "\n\n".join(parts) + "\n"
 

@@ -61,7 +61,7 @@ def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
     try:
         workdir = _workdir(store, config, task)
         attempt.workdir = str(workdir)
-        prompt = knowledge.build(task, workdir, files.result, store.cache.get)
+        prompt = knowledge.build(task, workdir, files.result, store.cache.get, config.max_depth)
         spec = run_spec(config, task, attempt, prompt, workdir, os.environ)
         attempt.parser, attempt.spec = coder.parser(spec), spec
         command = coder.command(spec)

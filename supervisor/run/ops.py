@@ -10,6 +10,7 @@ from supervisor.model import Task
 from supervisor.store.store import Change, Snapshot, Store
 
 Apply = Callable[[Task], bool]  # change a fresh copy of the task; False: leave it alone
+Spawn = Callable[[Snapshot, Task], list[Task]]  # new tasks the changed one brings (its subtasks)
 WRITERS = 4  # threads writing the ops' files as objects
 
 
@@ -25,6 +26,7 @@ class Op:
     apply: Apply | None = None
     files: dict[str, bytes] = field(default_factory=dict)
     ended: bool = False  # the attempt is over: its live files go once this is committed
+    spawn: Spawn | None = None  # after `apply`: tasks to create in the same commit
 
 
 @dataclass
@@ -51,6 +53,8 @@ def commit(store: Store, actor: str, ops: list[Op]) -> set[str]:
                 task = snap.get(op.task_id)
                 if task is None or not op.apply(task):
                     continue
+                for child in op.spawn(snap, task) if op.spawn else []:
+                    change.put(child)
                 change.put(task)
                 applied.add(op.task_id)
             change.files.update(op.files)

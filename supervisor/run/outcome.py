@@ -21,6 +21,7 @@ class AgentResult:
     status: str
     summary: str = ""
     open_questions: list[str] = field(default_factory=list)
+    subtasks: object = None  # as the result lists them; `supervisor.planning` checks them
 
 
 def read_result(path: Path) -> tuple[AgentResult | None, str]:
@@ -46,7 +47,7 @@ def read_result(path: Path) -> tuple[AgentResult | None, str]:
         return None, "the result's summary is not a string"
     if not isinstance(questions, list) or not all(isinstance(q, str) for q in questions):
         return None, "the result's open_questions is not a list of strings"
-    return AgentResult(status, summary, questions), ""
+    return AgentResult(status, summary, questions, data.get("subtasks")), ""
 
 
 def backoff(failures: int, base: float, cap: float, rng: random.Random) -> float:

@@ -28,6 +28,7 @@ from supervisor import config as config_mod
 from supervisor.config import Config
 from supervisor.errors import FleetError
 from supervisor.model import Task, iso, parse_time
+from supervisor.run import decompose
 from supervisor.run.attempt import Attempt, live_files, run_dir
 from supervisor.run.dispatch import Fleet, Pick, choose, claim_op
 from supervisor.run.launch import LaunchError, Prepared, prepare, start_all
@@ -75,6 +76,7 @@ class Supervisor:
         self._adopt_at = 0.0  # when to look for orphaned attempts next
         self._clear_at = 0.0  # when to look for what ended attempts left behind next
         self._tasks: tuple[str | None, dict[str, Task | None]] = (None, {})  # parsed, by commit
+        self.parents = decompose.Parents(store)  # tasks waiting for their subtasks
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -88,6 +90,7 @@ class Supervisor:
             self._adopt(now, ops)
             self._adopt_at = now + ADOPT_EVERY
         self._reconcile(snap, now, ops, report)
+        ops += self.parents.settle(snap, now)
         picks = [] if self.stopping or self.config.paused else self._choose(snap, now)
         claims = [claim_op(p, self.actor, self.host, self.pid, now) for p in picks]
         won = commit(self.store, self.actor, claims)
@@ -308,6 +311,9 @@ class Supervisor:
             self._stops.pop(attempt.handle.token, None)
             self._ended.append(attempt.handle)
         ending = self._classify(attempt, code)
+        ending, subtasks = decompose.on_end(
+            ending, self.store.cache.get(attempt.task_id), self.store, self.config
+        )
         record = self._record(attempt, ending, code, now)
         self._account_after(attempt, ending, now, ops)
         cost = budgets.cost(attempt.usage, self.config.prices)
@@ -337,7 +343,10 @@ class Supervisor:
                 )
             return True
 
-        return Op(attempt.task_id, ending.outcome.value, change, files, ended=True)
+        task = self.store.cache.get(attempt.task_id)
+        after = decompose.after_children(task, config) if task else config.after_children
+        spawn = decompose.spawn(subtasks, after, now)
+        return Op(attempt.task_id, ending.outcome.value, change, files, ended=True, spawn=spawn)
 
     def _classify(self, attempt: Attempt, code: int) -> Ending:
         verdict = attempt.parser.finish(code)

@@ -345,6 +345,20 @@ class Cache:
             out.setdefault(issue, []).append(target)
         return out
 
+    def waiting_parents(self) -> list[str]:
+        """The stored JSON of every blocked task that waits for its subtasks."""
+        sql = "SELECT body FROM tasks WHERE status='blocked' AND body LIKE ?"
+        return [body for (body,) in self.db.execute(sql, ('%"waiting_on_subtasks": true%',))]
+
+    def statuses(self, ids: list[str]) -> dict[str, str]:
+        """id -> status of those of `ids` the store has."""
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            sql = f"SELECT id, status FROM tasks WHERE id IN ({','.join('?' * len(chunk))})"
+            out.update((a, b) for a, b in self.db.execute(sql, chunk))
+        return out
+
     def dependents(self, task_id: str) -> list[tuple[str, str]]:
         """(dependent id, dependency type) of every task that depends on `task_id`."""
         sql = "SELECT issue_id, type FROM deps WHERE depends_on_id=? ORDER BY issue_id"
