@@ -120,7 +120,10 @@ def _print_tasks(rows: list[dict[str, Any]]) -> None:
         [
             r["id"],
             f"P{r['priority']}",
-            color(r["status"], STATUS_COLORS.get(r["status"], "white")),
+            color(
+                "needs refinement" if r.get("needs_refinement") else r["status"],
+                STATUS_COLORS.get(r["status"], "white"),
+            ),
             r.get("issue_type", ""),
             r.get("coder", ""),
             r["title"],
@@ -169,6 +172,12 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
             lines.append(f"{name}: {getattr(task, name)}")
     if task.labels:
         lines.append("labels: " + ", ".join(task.labels))
+    if task.route:
+        route = task.route
+        lines.append(f"routed: to {route.get('role')} by {route.get('by')}: {route.get('reason')}")
+    if task.subtasks:
+        waits = " (waits for them)" if task.waiting_on_subtasks else ""
+        lines.append(f"subtasks: {', '.join(task.subtasks)}{waits}")
     lines.append(f"created: {task.created_at}   updated: {task.updated_at}")
     for name in ("description", "design", "acceptance_criteria", "notes"):
         if getattr(task, name):
@@ -207,10 +216,25 @@ def ready(ctx: click.Context, limit: int, as_json: bool) -> None:
     store = open_store(ctx)
     store.cache.sync()
     rows = store.cache.bodies(store.cache.ready(time.time(), limit))
+    _mark_refinement(store, rows)
     if as_json:
         emit_json(rows)
     else:
         _print_tasks(rows)
+
+
+def _mark_refinement(store: Any, rows: list[dict[str, Any]]) -> None:
+    """A ready task its role is not ready for says so: `needs_refinement` (what it lacks)."""
+    if "ready_when" not in store.cache.config_text():  # no role asks: skip loading the config
+        return
+    from supervisor import config, routing
+    from supervisor.model import Task
+
+    cfg = config.load(store.cache.config_text())
+    for row in rows:
+        decision = routing.decide(Task.from_dict(row), cfg)
+        if decision.missing:
+            row["needs_refinement"] = decision.missing
 
 
 @bd.command()

@@ -33,6 +33,8 @@ COMMANDS = {
     "coders": "supervisor.cli.coders:coders",
     "accounts": "supervisor.cli.accounts:accounts",
     "usage": "supervisor.cli.accounts:usage",
+    "route": "supervisor.cli.plan:route",
+    "plan": "supervisor.cli.plan:plan",
 }
 
 

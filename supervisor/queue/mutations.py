@@ -134,6 +134,27 @@ def _prefix(snap: Snapshot) -> str:
 
 
 def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
+    check = _checked(new)
+
+    def build(snap: Snapshot) -> tuple[Change, Task]:
+        task = new_task(snap, new, check)
+        change = Change(f"create {task.id}: {_short(task.title)}", "created")
+        change.put(task)
+        return change, task
+
+    return store.mutate(build, actor)
+
+
+class _Checked:
+    """What `bd create` was given, checked before the store is read."""
+
+    def __init__(self, title: str, cwd: str, wanted: list[tuple[str, str]]) -> None:
+        self.title = title
+        self.cwd = cwd
+        self.wanted = wanted
+
+
+def _checked(new: NewTask) -> _Checked:
     title = new.title.strip()
     if not title:
         raise BadInput("a task needs a title", hint='fleet bd create "Fix the login bug"')
@@ -150,51 +171,50 @@ def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
     wanted = [parse_dep(d) for d in new.deps if d.strip()]
     if new.parent:
         wanted.append((PARENT_TYPE, check_id(new.parent, "parent id")))
+    return _Checked(title, cwd, wanted)
 
-    def build(snap: Snapshot) -> tuple[Change, Task]:
-        for _, target in wanted:
-            if not target.startswith("external:") and snap.get(target) is None:
-                raise NotFound(
-                    f"dependency {target} does not exist",
-                    hint="create it first, or check the id with `fleet bd list --all`",
-                )
-        stamp = now_iso()
-        count = snap.store.cache.count()
-        prefix = _prefix(snap)
-        task_id, tries = new_id(prefix, count), 0
-        while snap.get(task_id) is not None:  # beads: after 10 collisions, one character more
-            tries += 1
-            task_id = new_id(prefix, count, tries // 10)
-        task = Task(
-            id=task_id,
-            title=title,
-            description=new.description,
-            design=new.design,
-            acceptance_criteria=new.acceptance_criteria,
-            notes=new.notes,
-            priority=new.priority,
-            issue_type=new.issue_type or "task",
-            labels=sorted(set(new.labels)),
-            dependencies=[Dependency(task_id, t, k, stamp) for k, t in wanted],
-            created_at=stamp,
-            updated_at=stamp,
-            cwd=cwd,
-            coder=new.coder,
-            model=new.model,
-            role=new.role,
-            account=new.account,
-            command=new.command,
-            max_seconds=new.max_seconds,
-            max_tokens=new.max_tokens,
-            max_cost=new.max_cost,
-            max_attempts=new.max_attempts,
-            after_children=new.after_children,
-        )
-        change = Change(f"create {task_id}: {_short(title)}", "created")
-        change.put(task)
-        return change, task
 
-    return store.mutate(build, actor)
+def new_task(snap: Snapshot, new: NewTask, check: _Checked | None = None) -> Task:
+    """The task `new` describes, with a fresh id, as `snap` would take it (not yet written)."""
+    check = check or _checked(new)
+    for _, target in check.wanted:
+        if not target.startswith("external:") and snap.get(target) is None:
+            raise NotFound(
+                f"dependency {target} does not exist",
+                hint="create it first, or check the id with `fleet bd list --all`",
+            )
+    stamp = now_iso()
+    count = snap.store.cache.count()
+    prefix = _prefix(snap)
+    task_id, tries = new_id(prefix, count), 0
+    while snap.get(task_id) is not None:  # beads: after 10 collisions, one character more
+        tries += 1
+        task_id = new_id(prefix, count, tries // 10)
+    return Task(
+        id=task_id,
+        title=check.title,
+        description=new.description,
+        design=new.design,
+        acceptance_criteria=new.acceptance_criteria,
+        notes=new.notes,
+        priority=new.priority,
+        issue_type=new.issue_type or "task",
+        labels=sorted(set(new.labels)),
+        dependencies=[Dependency(task_id, t, k, stamp) for k, t in check.wanted],
+        created_at=stamp,
+        updated_at=stamp,
+        cwd=check.cwd,
+        coder=new.coder,
+        model=new.model,
+        role=new.role,
+        account=new.account,
+        command=new.command,
+        max_seconds=new.max_seconds,
+        max_tokens=new.max_tokens,
+        max_cost=new.max_cost,
+        max_attempts=new.max_attempts,
+        after_children=new.after_children,
+    )
 
 
 UPDATABLE = (

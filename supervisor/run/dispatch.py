@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from supervisor import accounts, budgets
+from supervisor import accounts, budgets, routing
 from supervisor.config import Config
 from supervisor.model import Task, iso
 from supervisor.run.attempt import Attempt
@@ -27,6 +27,7 @@ class Pick:
     coder: str
     model: str
     account: str  # "" = the supervisor's own environment
+    decision: routing.Decision | None = None  # the role it runs as, and why
 
 
 @dataclass
@@ -58,8 +59,13 @@ def choose(snap: Snapshot, ready_ids: list[str], fleet: Fleet) -> tuple[list[Pic
         task = snap.get(task_id)
         if task is None or task.run is not None:
             continue
-        role = config.roles.get(task.role) if task.role else None
-        coder = task.coder or (role.coder if role else "") or config.coder
+        decision = routing.decide(task, config)
+        if decision.waits:
+            waiting[task_id] = decision.waits
+            continue
+        role = config.roles.get(decision.role) if decision.role else None
+        own = task.coder if not decision.purpose else ""  # preparing it: the role's coder
+        coder = own or (role.coder if role else "") or config.coder
         settings = config.coders.get(coder)
         if (
             settings
@@ -67,23 +73,30 @@ def choose(snap: Snapshot, ready_ids: list[str], fleet: Fleet) -> tuple[list[Pic
             and per_coder.get(coder, 0) >= settings.max_concurrent
         ):
             continue
-        account, why = pick_account(task, coder, role.account if role else "", fleet, per_account)
+        pinned = role.account if role else ""
+        account, why = pick_account(task, coder, pinned, fleet, per_account, bool(decision.purpose))
         if why:
             waiting[task_id] = why
             continue
         per_coder[coder] = per_coder.get(coder, 0) + 1
         per_account[account] = per_account.get(account, 0) + 1
-        model = task.model or (role.model if role else "") or (settings.model if settings else "")
-        picks.append(Pick(task, coder, model, account))
+        own_model = task.model if not decision.purpose else ""
+        model = own_model or (role.model if role else "") or (settings.model if settings else "")
+        picks.append(Pick(task, coder, model, account, decision))
     return picks, waiting
 
 
 def pick_account(
-    task: Task, coder: str, role_account: str, fleet: Fleet, per_account: Mapping[str, int]
+    task: Task,
+    coder: str,
+    role_account: str,
+    fleet: Fleet,
+    per_account: Mapping[str, int],
+    preparing: bool = False,
 ) -> tuple[str, str]:
     """(account, "") to run on, or ("", why the task waits)."""
     config = fleet.config
-    pinned = task.account or role_account
+    pinned = (task.account if not preparing else "") or role_account
     if pinned:
         if pinned not in config.accounts:
             return "", f"waits: account {pinned!r} is not configured (`fleet accounts add`)"
@@ -144,11 +157,19 @@ def claim_op(pick: Pick, actor: str, host: str, pid: int, now: float) -> Op:
         "started_at": iso(now),
         "token": new_token(),  # known before the agent starts, so it can always be found
     }
+    decision = pick.decision
+    if decision is not None and decision.role:
+        run["role"] = decision.role
+    if decision is not None and decision.purpose:
+        run["purpose"] = decision.purpose
+        run["missing"] = list(decision.missing)
 
     def change(fresh: Task) -> bool:
         if fresh.status != "open" or fresh.run is not None:
             return False  # someone else has it, or it changed: not ours
         fresh.status, fresh.assignee, fresh.run = "in_progress", actor, dict(run)
+        if decision is not None and decision.route is not None and not fresh.role:
+            fresh.role, fresh.route = decision.route["role"], dict(decision.route)
         fresh.status_reason, fresh.updated_at = "", iso(now)
         return True
 

@@ -23,10 +23,13 @@ def build(
     result_file: Path,
     lookup: Callable[[str], Task | None],
     max_depth: int = 3,
+    job: str = "",
 ) -> str:
+    """`job`: what a triage or refinement attempt asks instead of the work ("" for the work)."""
     parts = [f"# Task {task.id}: {task.title}"]
-    if task.role:
-        parts.append(f"Your role: {task.role}.")
+    role = (task.run or {}).get("role") or task.role
+    if role:
+        parts.append(f"Your role: {role}.")
     for title, text in (
         ("Description", task.description),
         ("Acceptance criteria", task.acceptance_criteria),
@@ -53,6 +56,8 @@ def build(
             f"## The previous attempt (#{last.get('n')}) ended {last.get('outcome', '?')}\n\n"
             + "\n\n".join(s for s in said if s)
         )
+    if job:
+        parts.append(job)
     parts.append(
         "## How to finish\n\n"
         f"Working directory: {workdir}\n"
@@ -60,7 +65,11 @@ def build(
         "<plan>...</plan> block.\n"
         "When you stop, whether the task is done or not, write your result as one JSON object:\n"
         f"{RESULT_SHAPE}\n"
-        + (planning.SUBTASK_CONTRACT + "\n" if planning.depth(task.id) < max_depth else "")
+        + (
+            planning.SUBTASK_CONTRACT + "\n"
+            if planning.depth(task.id) < max_depth and not job
+            else ""
+        )
         + f"Write your result as JSON to: {result_file}"
     )
     return "\n\n".join(parts) + "\n"

@@ -21,7 +21,7 @@ from coders.base import Coder, Command, RunSpec
 from supervisor import accounts
 from supervisor.config import Config
 from supervisor.model import Task
-from supervisor.run import knowledge, worktree
+from supervisor.run import knowledge, triage, worktree
 from supervisor.run.attempt import Attempt, live_files
 from supervisor.run.process import TOKEN_ENV, Processes, SpawnError, new_token
 from supervisor.store.store import Store
@@ -61,7 +61,14 @@ def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
     try:
         workdir = _workdir(store, config, task)
         attempt.workdir = str(workdir)
-        prompt = knowledge.build(task, workdir, files.result, store.cache.get, config.max_depth)
+        prompt = knowledge.build(
+            task,
+            workdir,
+            files.result,
+            store.cache.get,
+            config.max_depth,
+            triage.knowledge(task, config),
+        )
         spec = run_spec(config, task, attempt, prompt, workdir, os.environ)
         attempt.parser, attempt.spec = coder.parser(spec), spec
         command = coder.command(spec)
@@ -153,7 +160,8 @@ def run_spec(
 ) -> RunSpec:
     coder = attempt.coder
     settings = config.coders.get(coder.name)
-    role = config.roles.get(task.role) if task.role else None
+    role_name = str((task.run or {}).get("role") or task.role)
+    role = config.roles.get(role_name) if role_name else None
     spec = RunSpec(
         task_id=task.id,
         attempt=attempt.n,

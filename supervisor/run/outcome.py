@@ -22,6 +22,7 @@ class AgentResult:
     summary: str = ""
     open_questions: list[str] = field(default_factory=list)
     subtasks: object = None  # as the result lists them; `supervisor.planning` checks them
+    data: dict[str, Any] = field(default_factory=dict)  # the whole result object
 
 
 def read_result(path: Path) -> tuple[AgentResult | None, str]:
@@ -47,7 +48,7 @@ def read_result(path: Path) -> tuple[AgentResult | None, str]:
         return None, "the result's summary is not a string"
     if not isinstance(questions, list) or not all(isinstance(q, str) for q in questions):
         return None, "the result's open_questions is not a list of strings"
-    return AgentResult(status, summary, questions, data.get("subtasks")), ""
+    return AgentResult(status, summary, questions, data.get("subtasks"), data), ""
 
 
 def backoff(failures: int, base: float, cap: float, rng: random.Random) -> float:

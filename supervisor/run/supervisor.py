@@ -28,7 +28,7 @@ from supervisor import config as config_mod
 from supervisor.config import Config
 from supervisor.errors import FleetError
 from supervisor.model import Task, iso, parse_time
-from supervisor.run import decompose
+from supervisor.run import decompose, triage
 from supervisor.run.attempt import Attempt, live_files, run_dir
 from supervisor.run.dispatch import Fleet, Pick, choose, claim_op
 from supervisor.run.launch import LaunchError, Prepared, prepare, start_all
@@ -311,10 +311,14 @@ class Supervisor:
             self._stops.pop(attempt.handle.token, None)
             self._ended.append(attempt.handle)
         ending = self._classify(attempt, code)
-        ending, subtasks = decompose.on_end(
-            ending, self.store.cache.get(attempt.task_id), self.store, self.config
-        )
+        ended = self.store.cache.get(attempt.task_id)
+        ending, fill = triage.on_end(ending, ended, self.config)
+        if fill is None:
+            ending, subtasks = decompose.on_end(ending, ended, self.store, self.config)
+        else:
+            subtasks = []
         record = self._record(attempt, ending, code, now)
+        record.update(triage.record_fields(ended))
         self._account_after(attempt, ending, now, ops)
         cost = budgets.cost(attempt.usage, self.config.prices)
         self._spent.append((attempt.account, attempt.usage, cost))
@@ -324,6 +328,9 @@ class Supervisor:
         def change(task: Task) -> bool:
             if (task.run or {}).get("attempt") != attempt.n:
                 return False
+            if fill is not None:
+                fill(task, record, now)
+                return True
             limit = task.max_attempts or config.max_attempts
             apply(
                 task,
