@@ -16,7 +16,14 @@ import shlex
 import uuid
 from typing import Any
 
-from coders.check.mock.base import ANSWERING, MockHandler, Recorded, find_paths, script_step
+from coders.check.mock.base import (
+    ANSWERING,
+    MockHandler,
+    Recorded,
+    find_paths,
+    find_prompt,
+    script_step,
+)
 
 WRITE_TOOLS = {"Write": ("file_path", "content"), "write": ("filePath", "content")}
 SHELL_TOOLS = {"Bash": "command", "bash": "command"}
@@ -41,6 +48,12 @@ def _paths(body: dict[str, Any]) -> tuple[str, str]:
     messages = messages if isinstance(messages, list) else []
     users = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "user"]
     return find_paths(reversed(users))
+
+
+def _prompt(body: dict[str, Any]) -> str:
+    messages = body.get("messages")
+    messages = messages if isinstance(messages, list) else []
+    return find_prompt(m.get("content") for m in messages if isinstance(m, dict))
 
 
 def _tool_names(body: dict[str, Any]) -> list[str]:
@@ -100,7 +113,7 @@ class AnthropicHandler(MockHandler):
         if not tools:
             return [{"type": "text", "text": TITLE_TEXT}], "end_turn"
         done = _tool_results(list(body.get("messages") or []))
-        step = script_step(self.mock.script, done, *_paths(body))
+        step = script_step(self.mock.script, done, *_paths(body), _prompt(body))
         blocks = [{"type": "text", "text": step.text}] if step.text else []
         if not step.path:
             return blocks, "end_turn"

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 WORKDIR_RE = re.compile(r"Working directory: (\S+)")
 RESULT_RE = re.compile(r"Write your result as JSON to: (\S+)")
+TASK_RE = re.compile(r"^# Task (\S+): (.*)$", re.M)
 HELLO_NAME = "hello.txt"
 HELLO_TEXT = "hello from the mock model\n"
 PLAN_TEXT = "<plan>\n1. Write hello.txt\n2. Write the result file\n</plan>"
@@ -50,6 +51,16 @@ class Script:
     resets_at: int = 0  # epoch seconds for usage-limit modes (0: an hour from now)
     utilization: float = 0.95  # for "warn"
     extra: dict[str, Any] = field(default_factory=dict)
+    # (regular expression, result object): the result written for a task whose prompt (its
+    # knowledge, "# Task ID: TITLE" first) matches; the first that matches wins, else
+    # `result_json()`.
+    results: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def result_for(self, prompt: str) -> str:
+        for pattern, result in self.results:
+            if re.search(pattern, prompt):
+                return json.dumps(result)
+        return result_json()
 
     def reset_time(self) -> int:
         """`resets_at`, or an hour from now when it is unset."""
@@ -66,13 +77,13 @@ class Step:
     write_with: Any = None  # "shell": through the command tool rather than the file tool
 
 
-def script_step(script: Script, done: int, workdir: str, result: str) -> Step:
-    """The turn after `done` tool results, for the paths the prompt named."""
+def script_step(script: Script, done: int, workdir: str, result: str, prompt: str = "") -> Step:
+    """The turn after `done` tool results, for the paths the prompt named (and the prompt)."""
     if done == 0:
         hello = f"{workdir}/{HELLO_NAME}" if workdir else HELLO_NAME
         return Step(PLAN_TEXT, hello, HELLO_TEXT, script.extra.get("write_with"))
     if done == 1 and result:
-        return Step("", result, result_json() + "\n")
+        return Step("", result, script.result_for(prompt) + "\n")
     return Step(FINAL_TEXT)
 
 
@@ -206,6 +217,15 @@ def find_paths(messages: Iterable[Any]) -> tuple[str, str]:
                     result.group(1).rstrip(PATH_END) if result else "",
                 )
     return "", ""
+
+
+def find_prompt(messages: Iterable[Any]) -> str:
+    """The text of the first of `messages` that holds a fleet task ("# Task ID: TITLE")."""
+    for message in messages:
+        for text in texts(message):
+            if TASK_RE.search(text):
+                return text
+    return ""
 
 
 def result_json() -> str:
