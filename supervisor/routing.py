@@ -117,20 +117,27 @@ def explain_rule(task: Task, rule: RouteRule) -> tuple[int, list[str]]:
             failed.append(f"no label of {', '.join(rule.labels)}")
     if rule.words:
         checked += 1
-        words = set(re.findall(r"[\w-]+", task.title.lower()))
+        title = task.title.lower()
+        words = set(re.findall(r"[\w-]+", title)) | set(re.findall(r"[^\W_]+", title))
         if not {w.lower() for w in rule.words} & words:
             failed.append(f"no word of {', '.join(rule.words)} in the title")
     if rule.paths:
         checked += 1
         cwd = task.cwd.rstrip("/")
         globs = [os.path.expanduser(p).rstrip("/") for p in rule.paths]
-        if not any(fnmatch.fnmatch(cwd, g) or cwd.startswith(g + "/") or cwd == g for g in globs):
+        if not any(_under(cwd, g) for g in globs):
             failed.append(f"cwd {cwd or '(none)'} not under {', '.join(rule.paths)}")
     if rule.types:
         checked += 1
         if task.issue_type not in rule.types:
             failed.append(f"type {task.issue_type} not in {', '.join(rule.types)}")
     return checked, failed
+
+
+def _under(cwd: str, glob: str) -> bool:
+    """`cwd` matches the glob, or is the folder a `/**` glob names or below it."""
+    base = glob.removesuffix("/**")
+    return fnmatch.fnmatch(cwd, glob) or cwd == base or cwd.startswith(base + "/")
 
 
 def describe(rule: RouteRule) -> str:
