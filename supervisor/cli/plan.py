@@ -68,6 +68,9 @@ def route(ctx: click.Context, task_id: str, explain: bool, as_json: bool) -> Non
 @click.option("--role", default=PLAN_ROLE, show_default=True, help="The role that plans.")
 @click.option("--cwd", default="", help="Where the work happens (default: the current directory).")
 @click.option(
+    "--command", default="", help="The planner's command, when the role's coder is shell."
+)
+@click.option(
     "--after-children",
     type=click.Choice(["close", "integrate"]),
     default="integrate",
@@ -83,6 +86,7 @@ def plan(
     subtasks_file: Path | None,
     role: str,
     cwd: str,
+    command: str,
     after_children: str,
     as_json: bool,
 ) -> None:
@@ -106,6 +110,7 @@ def plan(
         acceptance_criteria="The spec is split into subtasks that together deliver it.",
         cwd=cwd,
         role=role,
+        command=command,
         after_children=after_children,
         labels=["plan"],
     )
