@@ -134,6 +134,10 @@ def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
             "a shell task needs a command", hint="add --command 'make test' (run with /bin/sh -c)"
         )
     check_limits(new.max_seconds, new.max_cost)
+    if new.role:  # an unknown role, or one whose coder is missing: refused
+        from supervisor.queue.roles import check_role
+
+        check_role(store, new.role)
     cwd = resolve_cwd(new.cwd)
     wanted = [parse_dep(d) for d in new.deps if d.strip()]
     if new.parent:

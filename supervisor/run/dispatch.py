@@ -52,6 +52,7 @@ def choose(snap: Snapshot, ready_ids: list[str], fleet: Fleet) -> tuple[list[Pic
         per_account[attempt.account] = per_account.get(attempt.account, 0) + 1
     picks: list[Pick] = []
     waiting: dict[str, str] = {}
+    per_role = _per_role(snap, fleet)
     for task_id in ready_ids:
         if len(picks) >= free:
             break
@@ -59,6 +60,9 @@ def choose(snap: Snapshot, ready_ids: list[str], fleet: Fleet) -> tuple[list[Pic
         if task is None or task.run is not None:
             continue
         role = config.roles.get(task.role) if task.role else None
+        if role and role.max_concurrent and per_role.get(task.role, 0) >= role.max_concurrent:
+            waiting[task_id] = f"waits: role {task.role} runs {role.max_concurrent} at once"
+            continue
         coder = task.coder or (role.coder if role else "") or config.coder
         settings = config.coders.get(coder)
         if (
@@ -73,9 +77,22 @@ def choose(snap: Snapshot, ready_ids: list[str], fleet: Fleet) -> tuple[list[Pic
             continue
         per_coder[coder] = per_coder.get(coder, 0) + 1
         per_account[account] = per_account.get(account, 0) + 1
+        per_role[task.role] = per_role.get(task.role, 0) + 1
         model = task.model or (role.model if role else "") or (settings.model if settings else "")
         picks.append(Pick(task, coder, model, account))
     return picks, waiting
+
+
+def _per_role(snap: Snapshot, fleet: Fleet) -> dict[str, int]:
+    """Running agents by role, when a role caps its agents (else nothing is counted)."""
+    if not any(r.max_concurrent for r in fleet.config.roles.values()):
+        return {}
+    counts: dict[str, int] = {}
+    for task_id in fleet.running:
+        task = snap.get(task_id)
+        if task is not None and task.role:
+            counts[task.role] = counts.get(task.role, 0) + 1
+    return counts
 
 
 def pick_account(
@@ -95,6 +112,11 @@ def pick_account(
         candidates = [pinned]
     else:
         candidates = sorted(n for n, a in config.accounts.items() if a.coder == coder)
+        role = config.roles.get(task.role) if task.role else None
+        if role and role.accounts:  # the role's accounts only
+            candidates = [n for n in candidates if n in role.accounts]
+            if not candidates:
+                return "", f"waits: none of role {task.role}'s accounts is for {coder}"
     if not candidates:
         ceiling = budgets.ceiling_reached(fleet.day, "", None, config) if fleet.day else ""
         return ("", f"waits: {ceiling}") if ceiling else ("", "")

@@ -17,11 +17,18 @@ RESULT_SHAPE = (
 
 
 def build(
-    task: Task, workdir: Path, result_file: Path, lookup: Callable[[str], Task | None]
+    task: Task,
+    workdir: Path,
+    result_file: Path,
+    lookup: Callable[[str], Task | None],
+    handbook: str = "",
 ) -> str:
+    from supervisor.run import review
+
     parts = [f"# Task {task.id}: {task.title}"]
-    if task.role:
+    if task.role and not handbook.strip():
         parts.append(f"Your role: {task.role}.")
+    handoffs = review.sections(task, handbook, lookup)  # the role's handbook, review handoffs
     for title, text in (
         ("Description", task.description),
         ("Acceptance criteria", task.acceptance_criteria),
@@ -30,6 +37,7 @@ def build(
     ):
         if text.strip():
             parts.append(f"## {title}\n\n{text.strip()}")
+    parts += handoffs
     handoff = _handoff(task, lookup)
     if handoff:
         parts.append("## What the tasks this one depends on produced\n\n" + "\n\n".join(handoff))

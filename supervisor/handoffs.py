@@ -1,0 +1,45 @@
+"""The status changes that handoffs make: a task reopened for rework, a task blocked by the loop
+guard or by a gate. Kept in one place so that the rules of a task's status stay together.
+
+Pure: each function changes the task it is given and says nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from supervisor.model import Task, iso
+
+
+def reopen_for_rework(
+    task: Task, handoff: dict[str, Any], now: float, counted: bool = True
+) -> None:
+    """Open `task` again with `handoff` (a review, a rejection) for its next attempt, on the same
+    branch; a reopen by a rule is `counted` for the loop guard (a person's is not)."""
+    task.status, task.closed_at, task.close_reason, task.not_before = "open", "", "", ""
+    task.assignee = ""
+    task.status_reason = f"reopened: {handoff.get('verdict', 'rework')} by {handoff.get('by', '?')}"
+    task.updated_at = iso(now)
+    task.extra["handoff"] = handoff
+    if counted:
+        task.extra["reopens"] = reopens(task) + 1
+
+
+def block(task: Task, reason: str, now: float) -> None:
+    """Block `task` with `reason` (a task running now is left for its attempt to end)."""
+    if task.run is not None:
+        return
+    task.status, task.assignee, task.status_reason = "blocked", "", reason
+    task.updated_at = iso(now)
+
+
+def reopens(task: Task) -> int:
+    value = task.extra.get("reopens")
+    return value if isinstance(value, int) else 0
+
+
+def chain(task: Task) -> int:
+    """How many tasks rules created, in a row, to reach this one (0: created by a person)."""
+    origin = task.extra.get("origin")
+    depth = origin.get("chain") if isinstance(origin, dict) else 0
+    return depth if isinstance(depth, int) else 0
