@@ -33,6 +33,11 @@ COMMANDS = {
     "coders": "supervisor.cli.coders:coders",
     "accounts": "supervisor.cli.accounts:accounts",
     "usage": "supervisor.cli.accounts:usage",
+    "roles": "supervisor.cli.roles:roles",
+    "events": "supervisor.cli.events:events",
+    "emit": "supervisor.cli.events:emit",
+    "approve": "supervisor.cli.events:approve",
+    "reject": "supervisor.cli.events:reject",
 }
 
 

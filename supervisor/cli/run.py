@@ -465,3 +465,13 @@ def demo() -> None:
     click.echo(f"$ fleet task {ship.id} knowledge")
     click.echo((views.artifact(store, ship, 1, "knowledge.md") or b"").decode())
     click.echo(f"Explore it: export FLEET_HOME={store.home}; fleet tasks --all; fleet log")
+
+
+# `fleet task ID gate`: its approval gate (supervisor.cli.gate)
+def _gate_command() -> None:
+    from supervisor.cli.gate import task_gate
+
+    task.add_command(task_gate, "gate")
+
+
+_gate_command()

@@ -21,7 +21,7 @@ from typing import Any
 
 from supervisor import gates, handoffs, subscriptions
 from supervisor.config import Config
-from supervisor.events import Event, emit_line
+from supervisor.events import Event, emit_line, parse_emit
 from supervisor.model import Dependency, Task, iso, new_id
 from supervisor.store import feed
 from supervisor.store.store import Change, Snapshot, Store
@@ -95,7 +95,9 @@ def react(store: Store, config: Config, config_text: str, now: float) -> Outcome
                 if subscriptions.matches(rule, event, work.body(event.task)):
                     work.apply(rule, event)
         new_state = {"after": head, "waiting": work.waiting}
-        change = Change(_summary(work, len(found)), "reacted")
+        change = Change(
+            _summary(work, len(found)), ",".join(dict.fromkeys(work.emitted)) or "reacted"
+        )
         for task in work.changed.values():
             change.put(task)
         change.files[STATE_PATH] = _dump(new_state)
@@ -394,12 +396,17 @@ def _due(state: dict[str, Any], config: Config, now: float) -> list[str]:
 
 
 def _summary(work: _Work, count: int) -> str:
-    parts = [f"reactions: {count} events"]
-    if work.created:
-        parts.append("created " + " ".join(work.created))
-    if work.emitted:
-        parts.append(", ".join(dict.fromkeys(work.emitted)))
-    return "; ".join(parts)
+    """The commit's first line: what the reactions did, for `fleet log`."""
+    parts = []
+    for line in work.emits:
+        parsed = parse_emit(line.split(": ", 1)[1])
+        if parsed:
+            kind, task, data = parsed
+            detail = data.get("verdict") or ""
+            parts.append(f"{kind} {task}" + (f" ({detail})" if detail else ""))
+    parts += [f"create {t}" for t in work.created]
+    parts += [f"{t.status} {t.id}" for t in work.changed.values() if t.id not in work.created]
+    return "react: " + ("; ".join(parts) if parts else f"{count} events")
 
 
 def _dump(data: dict[str, Any]) -> bytes:
@@ -434,8 +441,10 @@ class Reactor:
         self._head: str | None = None
 
     def tick(self, store: Store, config: Config, config_text: str, now: float) -> Outcome:
-        wanted = config.on or config.gate_timeout_seconds or any(
-            r.requires for r in config.roles.values()
+        wanted = (
+            config.on
+            or config.gate_timeout_seconds
+            or any(r.requires for r in config.roles.values())
         )
         head = store.head()
         if not wanted or (head == self._head and not config.gate_timeout_seconds):
