@@ -29,6 +29,7 @@ from supervisor.store.store import Change, Snapshot, Store
 STATE_PATH = "state/reactions.json"
 VERDICTS = ("approved", "changes_requested")
 ACTOR = "fleet-reactions"
+PASSES = 3  # looks per tick: a verdict and what a rule does with it land in one tick
 
 
 @dataclass
@@ -221,8 +222,12 @@ class _Work:
             return self.task(str(event.data.get("for") or wanted))
         return task
 
-    def _guard(self, task: Task | None, reason: str) -> None:
-        if task is not None and task.status not in ("closed", "blocked"):
+    def _guard(self, task: Task | None, reason: str, closed_too: bool = False) -> None:
+        if (
+            task is not None
+            and task.status != "blocked"
+            and (closed_too or task.status != "closed")
+        ):
             handoffs.block(task, reason, self.now)
             self.save(task)
         self.emit("loop.blocked", task.id if task else "", {"reason": reason})
@@ -329,6 +334,7 @@ class _Work:
                 task,
                 f"loop guard: reopened {handoffs.reopens(task)} times by rules "
                 f"(max_reopens = {limit}); last by {event.task}: {event.data.get('summary', '')}",
+                closed_too=True,
             )
             return
         handoff = {
@@ -450,5 +456,15 @@ class Reactor:
         if not wanted or (head == self._head and not config.gate_timeout_seconds):
             return Outcome()
         outcome = react(store, config, config_text, now)
+        for _ in range(PASSES - 1):  # react to the reactions' own events in the same tick
+            if not (outcome.emitted or outcome.created):
+                break
+            more = react(store, config, config_text, now)
+            outcome = Outcome(
+                outcome.events + more.events,
+                outcome.emitted + more.emitted,
+                outcome.created + more.created,
+                outcome.commands + more.commands,
+            )
         self._head = store.head()
         return outcome
