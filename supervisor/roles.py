@@ -84,7 +84,7 @@ def parse(name: str, text: str) -> Role:
             header = tomllib.loads(head)
         except tomllib.TOMLDecodeError as exc:
             raise BadInput(
-                f"{where} line {_toml_line(exc) + 1}: {_toml_message(exc)}",
+                f"{where} line {_toml_line(exc, head) + 1}: {_toml_message(exc)}",
                 hint='the header is TOML, e.g. coder = "claude"',
             ) from None
         body = "\n".join(lines[end + 1 :])
@@ -196,12 +196,13 @@ def check_usable(name: str, roles: dict[str, Role], known_coders: list[str]) -> 
     return role
 
 
-def _toml_line(exc: tomllib.TOMLDecodeError) -> int:
+def _toml_line(exc: tomllib.TOMLDecodeError, head: str) -> int:
+    """The header line of a TOML error (its last line when the error is at the end)."""
     lineno = getattr(exc, "lineno", None)
     if isinstance(lineno, int):
         return lineno
     match = re.search(r"line (\d+)", str(exc))
-    return int(match.group(1)) if match else 1
+    return int(match.group(1)) if match else max(1, len(head.splitlines()))
 
 
 def _toml_message(exc: tomllib.TOMLDecodeError) -> str:

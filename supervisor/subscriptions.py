@@ -69,7 +69,10 @@ def parse_rules(text: str, raw: list[dict[str, Any]]) -> list[Rule]:
 
 def _rule(index: int, line: int, body: Any) -> Rule:
     def bad(problem: str, hint: str) -> BadInput:
-        return BadInput(f"config.toml line {line}: [[on]] rule {index + 1}: {problem}", hint=hint)
+        return BadInput(
+            f"config.toml line {line}: [[on]] rule {index + 1}: {problem}",
+            hint=hint or "fix the rule and load the file again with `fleet config load FILE`",
+        )
 
     if not isinstance(body, dict):
         raise bad("is not a table", 'write it as [[on]] with event = "..." and an action')

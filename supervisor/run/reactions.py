@@ -40,6 +40,7 @@ class Outcome:
     emitted: list[str] = field(default_factory=list)  # event types
     created: list[str] = field(default_factory=list)
     commands: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    skipped: str = ""  # looked up to this commit, and nothing was asked for
 
 
 def read_state(snap: Snapshot) -> dict[str, Any] | None:
@@ -61,8 +62,19 @@ def start_here(snap: Snapshot, head: str | None) -> dict[str, bytes]:
     return {STATE_PATH: _dump({"after": head, "waiting": {}})}
 
 
-def react(store: Store, config: Config, config_text: str, now: float) -> Outcome:
-    """React to the events since the last look; one commit (none when nothing happened)."""
+def react(
+    store: Store,
+    config: Config,
+    config_text: str,
+    now: float,
+    seen: dict[str, str] | None = None,
+) -> Outcome:
+    """React to the events since the last look; one commit (none when nothing happened).
+
+    Events that ask for nothing move no file: `seen` (kept by the caller) remembers how far
+    past the stored position this process has looked, so the next look starts there; after a
+    restart they are looked at once more, and ask for nothing again.
+    """
     head = store.head()
     if head is None:
         return Outcome()
@@ -77,10 +89,11 @@ def react(store: Store, config: Config, config_text: str, now: float) -> Outcome
         store.mutate(begin, ACTOR)
         return Outcome()
     after = str(state.get("after") or "")
+    start = (seen or {}).get(after, after)
     timeouts = _due(state, config, now)
-    if after == head and not timeouts:
+    if start == head and not timeouts:
         return Outcome()
-    found = feed.events(store, feed.commits(store, after, head)) if after != head else []
+    found = feed.events(store, feed.commits(store, start, head)) if start != head else []
     rules = subscriptions.parse_rules(config_text, config.on) if config.on else []
 
     def build(snap: Snapshot) -> tuple[Change | None, Outcome]:
@@ -95,6 +108,9 @@ def react(store: Store, config: Config, config_text: str, now: float) -> Outcome
             for rule in rules:
                 if subscriptions.matches(rule, event, work.body(event.task)):
                     work.apply(rule, event)
+        idle = not (work.changed or work.emits or work.commands)
+        if idle and work.waiting == dict(fresh.get("waiting") or {}):
+            return None, Outcome(len(found), skipped=head)  # nothing to write
         new_state = {"after": head, "waiting": work.waiting}
         change = Change(
             _summary(work, len(found)), ",".join(dict.fromkeys(work.emitted)) or "reacted"
@@ -107,6 +123,10 @@ def react(store: Store, config: Config, config_text: str, now: float) -> Outcome
         return change, result
 
     outcome = store.mutate(build, ACTOR)
+    if seen is not None:
+        seen.clear()
+        if outcome.skipped:
+            seen[after] = outcome.skipped
     for command, env in outcome.commands:
         _run(store.home, command, env)
     return outcome
@@ -445,6 +465,7 @@ class Reactor:
 
     def __init__(self) -> None:
         self._head: str | None = None
+        self._seen: dict[str, str] = {}  # stored position -> how far past it this one looked
 
     def tick(self, store: Store, config: Config, config_text: str, now: float) -> Outcome:
         wanted = (
@@ -455,16 +476,17 @@ class Reactor:
         head = store.head()
         if not wanted or (head == self._head and not config.gate_timeout_seconds):
             return Outcome()
-        outcome = react(store, config, config_text, now)
+        outcome = last = react(store, config, config_text, now, self._seen)
         for _ in range(PASSES - 1):  # react to the reactions' own events in the same tick
-            if not (outcome.emitted or outcome.created):
+            if not (last.emitted or last.created):
                 break
-            more = react(store, config, config_text, now)
+            last = react(store, config, config_text, now, self._seen)
             outcome = Outcome(
-                outcome.events + more.events,
-                outcome.emitted + more.emitted,
-                outcome.created + more.created,
-                outcome.commands + more.commands,
+                outcome.events + last.events,
+                outcome.emitted + last.emitted,
+                outcome.created + last.created,
+                outcome.commands + last.commands,
             )
-        self._head = store.head()
+        # what the last look made is looked at next tick, even if nothing else moves the ref
+        self._head = None if (last.emitted or last.created) else store.head()
         return outcome

@@ -241,7 +241,7 @@ def test_an_agent_cannot_approve_its_own_work(pipeline: Rig) -> None:
 
 def test_a_cycle_of_rules_stops_at_max_chain(rig: Rig, tmp_path: Path) -> None:
     text = (
-        'coder = "shell"\nisolation = "none"\nmax_chain = 3\n\n'
+        'coder = "shell"\nisolation = "none"\nmax_chain = 3\npaused = true\n\n'
         '[[on]]\nevent = "task.created"\n'
         'create = { title = "again after {task.id}" }\n'
     )
