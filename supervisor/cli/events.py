@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -49,18 +50,24 @@ def events(
     if cursor is not None and not after and cursor.exists():
         after = cursor.read_text().strip()
     store = open_store(ctx)
-    stream = feed.follow(store, after, start) if follow else iter(feed.read(store, after, start))
-    try:
-        for event in stream:
-            if (task_id and event.task != task_id) or (
-                types and not any(fnmatch.fnmatchcase(event.type, t) for t in types)
-            ):
-                _keep(cursor, event.id)
-                continue
+    stopping: list[int] = []
+    if follow:  # a stop between two events: the printed line and the cursor always agree
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda number, _frame: stopping.append(number))
+    stream = (
+        feed.follow(store, after, start, stop=lambda: bool(stopping))
+        if follow
+        else iter(feed.read(store, after, start))
+    )
+    for event in stream:
+        wanted = not (task_id and event.task != task_id) and (
+            not types or any(fnmatch.fnmatchcase(event.type, t) for t in types)
+        )
+        if wanted:
             click.echo(_line(event.to_dict(), as_json))
-            _keep(cursor, event.id)
-    except KeyboardInterrupt:
-        return
+        _keep(cursor, event.id)
+        if stopping:
+            return
 
 
 def _line(data: dict[str, Any], as_json: bool) -> str:
