@@ -281,3 +281,17 @@ def test_events_and_emit_commands(fleet: Fleet, store: Store, tmp_path: Path) ->
     refused(fleet("events", "--after", "nonsense"), "not an event id")
     refused(fleet("events", "--since", "yesterday"), "not a time")
     assert store.head() == head
+
+
+def test_a_roles_tools_become_claudes_allow_and_deny_flags(tmp_path: Path) -> None:
+    from coders.base import RunSpec
+    from coders.claude import ClaudeCoder
+
+    spec = RunSpec("fl-1", 1, "prompt", tmp_path, tmp_path / "result.json")
+    spec.options = {"allowed_tools": ["Read", "Write", "Bash(git *)"], "denied_tools": ["WebFetch"]}
+    argv = ClaudeCoder().command(spec).argv
+    assert "--allowedTools=Read Write Bash(git *)" in argv
+    assert "--disallowedTools=WebFetch" in argv
+    assert "--allowedTools=Bash" not in argv  # the role's list replaces the default
+    plain = ClaudeCoder().command(RunSpec("fl-1", 1, "p", tmp_path, tmp_path / "r.json")).argv
+    assert "--allowedTools=Bash" in plain and not any("disallowed" in a for a in plain)

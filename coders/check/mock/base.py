@@ -72,7 +72,9 @@ def script_step(script: Script, done: int, workdir: str, result: str) -> Step:
         hello = f"{workdir}/{HELLO_NAME}" if workdir else HELLO_NAME
         return Step(PLAN_TEXT, hello, HELLO_TEXT, script.extra.get("write_with"))
     if done == 1 and result:
-        return Step("", result, result_json() + "\n")
+        chosen = script.extra.get("result_for")  # a test's own result, by result file
+        text = chosen(result) if callable(chosen) else None
+        return Step("", result, (text or result_json()) + "\n")
     return Step(FINAL_TEXT)
 
 
