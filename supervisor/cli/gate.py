@@ -100,6 +100,11 @@ def waiting_rows(store: Any, now: float, shown: set[str]) -> list[dict[str, Any]
     from supervisor.cli import views
     from supervisor.queue import roles as roles_store
 
+    head = store.cache.sync()
+    trees = store.git.trees
+    state = trees.entries(trees.commit_tree(head)).get("state") if head else None
+    if state is None or "reactions.json" not in trees.entries(state[1]):
+        return []  # no gate ever waited: no git process for `fleet tasks`
     data = store.read("state/reactions.json")
     try:
         waiting = (json.loads(data) if data else {}).get("waiting") or {}
