@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from supervisor.config import Config
-from supervisor.errors import BadInput
+from supervisor.handoffs import HUMAN, ROLE_PREFIX, check_requirement
 from supervisor.model import Task, parse_time
 
-HUMAN = "human"
-ROLE_PREFIX = "role:"
+__all__ = ["HUMAN", "ROLE_PREFIX", "Verdict", "check_requirement", "may_deliver"]
 
 
 @dataclass
@@ -35,15 +34,6 @@ class Verdict:
 
     def __bool__(self) -> bool:
         return self.ok
-
-
-def check_requirement(value: str) -> str:
-    if value == HUMAN or (value.startswith(ROLE_PREFIX) and len(value) > len(ROLE_PREFIX)):
-        return value
-    raise BadInput(
-        f"{value!r} is not an approval requirement",
-        hint='use "human" or "role:NAME", e.g. requires = ["role:reviewer", "human"]',
-    )
 
 
 def requirements(task: Task, config: Config) -> list[str]:

@@ -8,7 +8,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from supervisor.errors import BadInput
 from supervisor.model import Task, iso
+
+HUMAN = "human"
+ROLE_PREFIX = "role:"
+REACTIONS_PATH = "state/reactions.json"  # where reactions stopped (supervisor.run.reactions)
+
+
+def check_requirement(value: str) -> str:
+    """An approval requirement: "human" or "role:NAME"."""
+    if value == HUMAN or (value.startswith(ROLE_PREFIX) and len(value) > len(ROLE_PREFIX)):
+        return value
+    raise BadInput(
+        f"{value!r} is not an approval requirement",
+        hint='use "human" or "role:NAME", e.g. --requires role:reviewer,human',
+    )
+
+
+def start_reactions(snap: Any) -> dict[str, bytes | None]:
+    """The file that makes reactions start at the snapshot's commit, when there is none yet:
+    a commit that installs rules or a gate adds it, so they react to what happens from then on."""
+    if snap.commit is None or snap.read(REACTIONS_PATH) is not None:
+        return {}
+    return {REACTIONS_PATH: ('{\n "after": "' + snap.commit + '",\n "waiting": {}\n}\n').encode()}
 
 
 def reopen_for_rework(

@@ -9,6 +9,7 @@ from typing import Any
 
 from supervisor.errors import BadInput, NotFound
 from supervisor.graph import find_cycle
+from supervisor.handoffs import check_requirement, start_reactions
 from supervisor.model import (
     BLOCKING_TYPES,
     DEP_TYPE_PATTERN,
@@ -55,6 +56,7 @@ class NewTask(Record):
         max_tokens: int | None = None,
         max_cost: float | None = None,
         max_attempts: int | None = None,
+        requires: str = "",  # approvals its work needs: "human,role:reviewer"
     ) -> None:
         self.title = title
         self.description = description
@@ -76,6 +78,7 @@ class NewTask(Record):
         self.max_tokens = max_tokens
         self.max_cost = max_cost
         self.max_attempts = max_attempts
+        self.requires = requires
 
 
 def parse_dep(spec: str) -> tuple[str, str]:
@@ -138,6 +141,7 @@ def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
         from supervisor.queue.roles import check_role
 
         check_role(store, new.role)
+    requires = [check_requirement(r.strip()) for r in new.requires.split(",") if r.strip()]
     cwd = resolve_cwd(new.cwd)
     wanted = [parse_dep(d) for d in new.deps if d.strip()]
     if new.parent:
@@ -182,6 +186,9 @@ def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
             max_attempts=new.max_attempts,
         )
         change = Change(f"create {task_id}: {_short(title)}", "created")
+        if requires:  # an approval gate of its own (supervisor.gates)
+            task.extra["requires"] = requires
+            change.files.update(start_reactions(snap))
         change.put(task)
         return change, task
 

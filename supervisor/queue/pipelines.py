@@ -15,10 +15,10 @@ import tomli_w
 from supervisor import config as config_mod
 from supervisor import roles
 from supervisor.errors import BadInput
+from supervisor.handoffs import start_reactions
 from supervisor.store.store import Change, Snapshot, Store
 
 PIPELINES = ("review",)
-STATE_PATH = "state/reactions.json"  # as supervisor.run.reactions keeps it
 
 REVIEW_RULES: list[dict[str, Any]] = [
     {
@@ -94,5 +94,4 @@ def load_config(store: Store, text: str, actor: str | None = None) -> config_mod
 
 
 def _start_reactions(snap: Snapshot, files: dict[str, bytes | None]) -> None:
-    if snap.read(STATE_PATH) is None and snap.commit is not None:
-        files[STATE_PATH] = ('{\n "after": "' + snap.commit + '",\n "waiting": {}\n}\n').encode()
+    files.update(start_reactions(snap))

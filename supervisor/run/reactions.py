@@ -468,13 +468,17 @@ class Reactor:
         self._seen: dict[str, str] = {}  # stored position -> how far past it this one looked
 
     def tick(self, store: Store, config: Config, config_text: str, now: float) -> Outcome:
+        head = store.head()
+        if head is None or (head == self._head and not config.gate_timeout_seconds):
+            return Outcome()
         wanted = (
             config.on
             or config.gate_timeout_seconds
             or any(r.requires for r in config.roles.values())
+            or _has_state(store, head)  # a task with a gate of its own started them
         )
-        head = store.head()
-        if not wanted or (head == self._head and not config.gate_timeout_seconds):
+        if not wanted:
+            self._head = head
             return Outcome()
         outcome = last = react(store, config, config_text, now, self._seen)
         for _ in range(PASSES - 1):  # react to the reactions' own events in the same tick
@@ -490,3 +494,10 @@ class Reactor:
         # what the last look made is looked at next tick, even if nothing else moves the ref
         self._head = None if (last.emitted or last.created) else store.head()
         return outcome
+
+
+def _has_state(store: Store, commit: str) -> bool:
+    """Whether the store holds a reactions position (read from the trees, no process)."""
+    trees = store.git.trees
+    state = trees.entries(trees.commit_tree(commit)).get("state")
+    return state is not None and "reactions.json" in trees.entries(state[1])

@@ -7,6 +7,7 @@ with the author's identity is refused, and a cycle of rules stops at `max_chain`
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -308,3 +309,30 @@ def _events(rig: Rig) -> list[Event]:
 
 def test_git_repo_fixture_is_a_repository(git_repo: Path) -> None:
     assert subprocess.run(["git", "-C", str(git_repo), "rev-parse"], check=False).returncode == 0
+
+
+def test_a_task_with_a_gate_of_its_own_waits_for_a_person(rig: Rig, fleet: Any) -> None:
+    result = fleet(
+        "bd",
+        "create",
+        "gated",
+        "--requires",
+        "human",
+        "--command",
+        "true",
+        "--coder",
+        "shell",
+        "--cwd",
+        str(rig.work),
+    )
+    assert result.code == 0, result.err
+    task_id = result.out.strip()
+    assert fleet("bd", "create", "bad", "--requires", "someone").code == 2
+    rig.tick(rig.now + 1)
+    rig.finish_all()
+    step(rig)
+    assert [e.type for e in feed.read(rig.store) if e.task == task_id][-1] == "gate.waiting"
+    rows = {r["id"]: r for r in json.loads(fleet("tasks", "--json").out)}
+    assert rows[task_id]["status"] == "gate" and "waits for human" in rows[task_id]["why"]
+    assert "gate is open" in fleet("approve", task_id).out
+    assert task_id not in {r["id"] for r in json.loads(fleet("tasks", "--json").out)}
