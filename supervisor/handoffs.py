@@ -43,7 +43,7 @@ def reopen_for_rework(
     task.assignee = ""
     task.status_reason = f"reopened: {handoff.get('verdict', 'rework')} by {handoff.get('by', '?')}"
     task.updated_at = iso(now)
-    task.extra["handoff"] = handoff
+    task.extra["handoff"] = {**handoff, "work": len(task.attempts)}
     if counted:
         task.extra["reopens"] = reopens(task) + 1
 
@@ -66,3 +66,14 @@ def chain(task: Task) -> int:
     origin = task.extra.get("origin")
     depth = origin.get("chain") if isinstance(origin, dict) else 0
     return depth if isinstance(depth, int) else 0
+
+
+def pending_handoff(task: Task) -> dict[str, Any] | None:
+    """The handoff the task's next attempt answers: set by its last reopen, and no attempt has
+    succeeded since (a manual reopen later does not bring an old review back)."""
+    handoff = task.extra.get("handoff")
+    if not isinstance(handoff, dict) or task.status == "closed":
+        return None
+    since = handoff.get("work")
+    later = task.attempts[since:] if isinstance(since, int) else []
+    return None if any(a.get("outcome") == "success" for a in later) else handoff

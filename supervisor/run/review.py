@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from supervisor.handoffs import pending_handoff
 from supervisor.model import Task
 from supervisor.store.git import clean_env, run_in
 
@@ -30,8 +31,8 @@ def sections(task: Task, handbook: str, lookup: Callable[[str], Task | None]) ->
         other = lookup(str(origin.get("task") or ""))
         if other is not None:
             out.append(_change(other, [str(k) for k in origin["knowledge"]]))
-    handoff = task.extra.get("handoff")
-    if isinstance(handoff, dict) and task.status != "closed":
+    handoff = pending_handoff(task)
+    if handoff is not None:
         out.append(_review(handoff))
     return out
 

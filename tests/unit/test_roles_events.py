@@ -295,3 +295,20 @@ def test_a_roles_tools_become_claudes_allow_and_deny_flags(tmp_path: Path) -> No
     assert "--allowedTools=Bash" not in argv  # the role's list replaces the default
     plain = ClaudeCoder().command(RunSpec("fl-1", 1, "p", tmp_path, tmp_path / "r.json")).argv
     assert "--allowedTools=Bash" in plain and not any("disallowed" in a for a in plain)
+
+
+def test_a_handoff_is_shown_until_the_rework_succeeds() -> None:
+    from supervisor.handoffs import pending_handoff, reopen_for_rework, reopens
+
+    task = _closed()
+    reopen_for_rework(task, {"by": "fl-r", "verdict": "changes_requested"}, 0.0)
+    assert task.status == "open" and reopens(task) == 1
+    assert pending_handoff(task) is not None
+    task.attempts.append({"n": 2, "outcome": "failure"})  # a failed try still answers it
+    assert pending_handoff(task) is not None
+    task.attempts.append({"n": 3, "outcome": "success"})
+    task.status = "open"  # reopened by hand later: the old review is not brought back
+    assert pending_handoff(task) is None
+    person = _closed()
+    reopen_for_rework(person, {"by": "alice", "verdict": "rejected"}, 0.0, counted=False)
+    assert reopens(person) == 0
