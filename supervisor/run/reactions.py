@@ -112,11 +112,11 @@ def react(
         if idle and work.waiting == dict(fresh.get("waiting") or {}):
             return None, Outcome(len(found), skipped=head)  # nothing to write
         new_state = {"after": head, "waiting": work.waiting}
-        change = Change(
-            _summary(work, len(found)), ",".join(dict.fromkeys(work.emitted)) or "reacted"
-        )
+        kinds = [*work.emitted, *(kind for kind, _ in work.actions if kind)]
+        change = Change(_summary(work, len(found)), ",".join(dict.fromkeys(kinds)) or "reacted")
         for task in work.changed.values():
             change.put(task)
+        change.tasks += [t for t in dict.fromkeys(work.named) if t not in change.tasks]
         change.files[STATE_PATH] = _dump(new_state)
         change.details = "\n".join(work.emits)
         result = Outcome(len(found), work.emitted, work.created, work.commands)
@@ -143,6 +143,8 @@ class _Work:
         self.emitted: list[str] = []
         self.created: list[str] = []
         self.commands: list[tuple[str, dict[str, str]]] = []
+        self.actions: list[tuple[str, str]] = []  # (kind, what), for the commit message
+        self.named: list[str] = []  # the tasks the emitted events are about
 
     def task(self, task_id: str) -> Task | None:
         if task_id in self.changed:
@@ -153,9 +155,15 @@ class _Work:
         task = self.task(task_id)
         return task.to_dict() if task else None
 
+    def did(self, kind: str, text: str) -> None:
+        """Note an action for the commit's summary and its event trailer."""
+        self.actions.append((kind, text))
+
     def emit(self, type: str, task: str, data: dict[str, Any]) -> None:
         self.emits.append(emit_line(type, task, data))
         self.emitted.append(type)
+        if task:
+            self.named.append(task)
 
     def save(self, task: Task) -> None:
         self.changed[task.id] = task
@@ -174,7 +182,9 @@ class _Work:
                 self.waiting[task.id] = {"since": self.now, "work": gates.work(task)}
                 self.emit("gate.waiting", task.id, {"waiting_for": verdict.waiting_for})
         elif event.type in ("gate.open", "task.reopened", "task.deleted"):
-            self.waiting.pop(event.task, None)
+            gone = self.waiting.pop(event.task, None)
+            if gone is not None and event.type != "gate.open":
+                self.did("", f"{event.task} no longer waits at its gate ({event.type})")
 
     def _verdict(self, event: Event) -> None:
         """A review task's result with a verdict raises `review.verdict`."""
@@ -250,6 +260,7 @@ class _Work:
         ):
             handoffs.block(task, reason, self.now)
             self.save(task)
+            self.did("blocked", f"block {task.id} (loop guard)")
         self.emit("loop.blocked", task.id if task else "", {"reason": reason})
 
     def _create(self, rule: subscriptions.Rule, event: Event) -> None:
@@ -306,6 +317,7 @@ class _Work:
                 self.emit("review.refused", task_id, {"for": source.id, "reason": refusal})
         self.save(task)
         self.created.append(task_id)
+        self.did("created", f"create {task_id} ({task.role or 'no role'}) for {event.task}")
 
     def _pick_reviewer(self, review: Task, source: Task) -> str:
         """Give the review an identity (coder, model, account) other than the author's; why
@@ -365,7 +377,9 @@ class _Work:
             "comments": list(event.data.get("comments") or []),
         }
         handoffs.reopen_for_rework(task, handoff, self.now)
+        self.waiting.pop(task.id, None)  # its work is being redone: its gate waits no more
         self.save(task)
+        self.did("reopened", f"reopen {task.id}: {handoff['verdict']} by {event.task}")
 
     def _approve(self, rule: subscriptions.Rule, event: Event) -> None:
         task = self._target(rule, event)
@@ -391,6 +405,7 @@ class _Work:
         approvals = gates.approvals(task)
         task.extra["approvals"] = [*approvals, record]
         self.save(task)
+        self.did("", f"{record['verdict']} {task.id} as role:{reviewer.role} by {reviewer.id}")
         if record["verdict"] != "approved":
             return
         self.emit("gate.approved", task.id, {"by": reviewer.id, "as": f"role:{reviewer.role}"})
@@ -430,8 +445,7 @@ def _summary(work: _Work, count: int) -> str:
             kind, task, data = parsed
             detail = data.get("verdict") or ""
             parts.append(f"{kind} {task}" + (f" ({detail})" if detail else ""))
-    parts += [f"create {t}" for t in work.created]
-    parts += [f"{t.status} {t.id}" for t in work.changed.values() if t.id not in work.created]
+    parts += [text for _, text in work.actions]
     return "react: " + ("; ".join(parts) if parts else f"{count} events")
 
 
