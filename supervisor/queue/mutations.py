@@ -138,7 +138,7 @@ def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
         )
     check_limits(new.max_seconds, new.max_cost)
     if new.role:  # an unknown role, or one whose coder is missing: refused
-        from supervisor.queue.roles import check_role
+        from supervisor.queue.rolecheck import check_role
 
         check_role(store, new.role)
     requires = [check_requirement(r.strip()) for r in new.requires.split(",") if r.strip()]

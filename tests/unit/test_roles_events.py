@@ -312,3 +312,14 @@ def test_a_handoff_is_shown_until_the_rework_succeeds() -> None:
     person = _closed()
     reopen_for_rework(person, {"by": "alice", "verdict": "rejected"}, 0.0, counted=False)
     assert reopens(person) == 0
+
+
+def test_bd_create_names_the_line_of_a_malformed_role_file(fleet: Fleet, store: Store) -> None:
+    text = "+++\ncoder = \n+++\n\n# Broken\n"
+    store.mutate(
+        lambda s: (Change("b", "role_changed", files={"roles/broken.md": text.encode()}), None)
+    )
+    head = store.head()
+    refused(fleet("bd", "create", "x", "--role", "broken"), "roles/broken.md line 2")
+    refused(fleet("roles", "show", "broken"), "roles/broken.md line 2")
+    assert store.head() == head
