@@ -336,3 +336,16 @@ def test_a_task_with_a_gate_of_its_own_waits_for_a_person(rig: Rig, fleet: Any) 
     assert rows[task_id]["status"] == "gate" and "waits for human" in rows[task_id]["why"]
     assert "gate is open" in fleet("approve", task_id).out
     assert task_id not in {r["id"] for r in json.loads(fleet("tasks", "--json").out)}
+
+
+def test_a_roles_accounts_are_the_only_ones_its_tasks_use(rig: Rig) -> None:
+    for name in ("one", "two"):
+        configure.set_values(rig.store, [f"accounts.{name}.coder={scripted_coder.NAME}"])
+    roles_store.add(rig.store, "tester")
+    roles_store.set_values(
+        rig.store, "tester", [f"coder={scripted_coder.NAME}", 'accounts=["two"]']
+    )
+    first, second = rig.task("a", role="tester", coder=""), rig.task("b", role="tester", coder="")
+    rig.tick(rig.now + 1)
+    assert rig.get(first).run is not None and rig.get(second).run is not None
+    assert {rig.get(first).run["account"], rig.get(second).run["account"]} == {"two"}  # type: ignore[index]
