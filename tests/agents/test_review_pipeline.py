@@ -36,6 +36,15 @@ COMMENT = "hello.txt:1: end the greeting with a full stop"
 REVIEW_MODEL = "claude-review-mock"  # the reviewer's model: not the author's
 
 
+def first_review(store: Store, task_id: str) -> str:
+    reviews = [
+        Task.from_dict(b)
+        for b in store.cache.select(None)
+        if (b.get("origin") or {}).get("task") == task_id
+    ]
+    return min(reviews, key=lambda t: t.created_at).id
+
+
 class Verdicts:
     """The result each agent writes, chosen by the task its result file belongs to: developers
     finish; the first review requests changes, the next approves."""
@@ -87,6 +96,10 @@ def test_review_pipeline_with_the_real_claude_cli(
         verdict = gates.may_deliver(task, gates.approvals(task), config)
         assert not verdict.ok and verdict.waiting_for == ["human"]  # the reviewer approved
         assert "waits for human" in ok(fleet("task", dev, "gate")).out
+        shown = ok(fleet("task", dev)).out  # who reviewed, the verdicts, who approved
+        assert f"review {first_review(store, dev)} by claude/{REVIEW_MODEL}/-" in shown
+        assert "changes_requested" in shown and COMMENT in shown
+        assert "approved by" in shown and "as role:reviewer" in shown
         waiting = [r for r in json.loads(ok(fleet("tasks", "--json")).out) if r["id"] == dev]
         assert waiting and waiting[0]["status"] == "gate"
         assert waiting[0]["why"].startswith("waits for human for ")
