@@ -310,7 +310,11 @@ class _Work:
         }
         if spec.get("requires"):
             task.extra["requires"] = list(spec["requires"])
-        if "diff" in spec.get("knowledge", []) and source is not None:
+        if task.role and task.role not in self.config.roles:
+            reason = f"{rule.name()} names role {task.role!r}, which does not exist"
+            handoffs.block(task, f"{reason} (add it: `fleet roles add {task.role}`)", self.now)
+            self.emit("rule.failed", task_id, {"rule": rule.index + 1, "reason": reason})
+        elif "diff" in spec.get("knowledge", []) and source is not None:
             refusal = self._pick_reviewer(task, source)
             if refusal:
                 handoffs.block(task, refusal, self.now)

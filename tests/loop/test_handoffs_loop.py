@@ -349,3 +349,19 @@ def test_a_roles_accounts_are_the_only_ones_its_tasks_use(rig: Rig) -> None:
     rig.tick(rig.now + 1)
     assert rig.get(first).run is not None and rig.get(second).run is not None
     assert {rig.get(first).run["account"], rig.get(second).run["account"]} == {"two"}  # type: ignore[index]
+
+
+def test_a_rule_naming_an_unknown_role_makes_a_blocked_task_saying_so(rig: Rig) -> None:
+    text = (
+        'coder = "shell"\nisolation = "none"\n\n'
+        '[[on]]\nevent = "task.closed"\n'
+        'create = { role = "ghost", title = "follow up {task.id}" }\n'
+    )
+    pipelines.load_config(rig.store, text)
+    rig.task("closes")
+    rig.tick(rig.now + 1)
+    rig.finish_all()
+    rig.tick(rig.now + 1)
+    [made] = [Task.from_dict(b) for b in rig.store.cache.select(None) if b.get("role") == "ghost"]
+    assert made.status == "blocked"
+    assert "names role 'ghost', which does not exist" in made.status_reason
