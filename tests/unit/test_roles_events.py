@@ -181,6 +181,8 @@ def test_init_pipeline_review(fleet: Fleet, store: Store) -> None:
     assert listed["developer"]["deliver"] == "merge"
     config = json.loads(ok(fleet("config", "show", "--json")).out)
     assert [r["event"] for r in config["on"]] == ["task.closed", "review.verdict", "review.verdict"]
+    ok(fleet("config", "set", "max_concurrent=4"))  # the rules survive other changes
+    assert len(json.loads(ok(fleet("config", "show", "--json")).out)["on"]) == 3
     head = store.head()
     refused(fleet("init", "--pipeline", "review"), "already has [[on]] rules")
     refused(fleet("init", "--pipeline", "nope"), "no pipeline named")
