@@ -219,8 +219,14 @@ class ClaudeCoder(BaseCoder):
         argv = [self.binary, "-p", "--output-format", "stream-json", "--verbose"]
         argv += ["--model", spec.model or self.default_model]
         argv += ["--permission-mode", spec.permission_mode or DEFAULT_PERMISSION_MODE]
-        if not spec.permission_mode:
+        allowed = [str(t) for t in spec.options.get("allowed_tools") or ()]
+        if not spec.permission_mode and not allowed:
             argv.append("--allowedTools=Bash")
+        if allowed:  # a role's tools: exactly these (Write/Edit for files, Bash for commands)
+            argv.append(f"--allowedTools={' '.join(allowed)}")
+        denied = [str(t) for t in spec.options.get("denied_tools") or ()]
+        if denied:
+            argv.append(f"--disallowedTools={' '.join(denied)}")
         if spec.outside_result_dir is not None:
             argv.append(f"--add-dir={spec.outside_result_dir}")
         if spec.system_prompt:

@@ -36,6 +36,13 @@ class CoderSettings(BaseModel):
     max_cost: float | None = Field(None, gt=0, description="USD budget of each of its tasks")
 
 
+class ToolRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    allow: list[str] = Field(default_factory=list, description="tools the agent may use")
+    deny: list[str] = Field(default_factory=list, description="tools the agent may not use")
+
+
 class RoleSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -52,6 +59,16 @@ class RoleSettings(BaseModel):
     ready_when: list[Literal["description", "acceptance", "estimate", "design"]] = Field(
         default_factory=list,
         description="what a task of this role needs before it may start (else it is refined)",
+    )
+    # roles and handoffs (`supervisor.roles`): also the settings header of `roles/NAME.md`
+    accounts: list[str] = Field(default_factory=list, description="accounts its tasks may use")
+    max_concurrent: int | None = Field(None, ge=1, description="agents of this role at once")
+    deliver: Literal["", "merge", "branch", "pr"] = Field(
+        "", description="how its finished work is delivered"
+    )
+    tools: ToolRules = Field(default_factory=lambda: ToolRules(), description="tools it may use")
+    requires: list[str] = Field(
+        default_factory=list, description='approvals before delivery: "human", "role:NAME"'
     )
 
 
@@ -121,6 +138,13 @@ class Config(BaseModel):
     refine_role: str = Field(
         "product-owner", description="the role that refines a task its role is not ready for"
     )
+    # subscriptions and gates (`supervisor.subscriptions`, `supervisor.gates`)
+    on: list[dict[str, Any]] = Field(default_factory=list, description="[[on]] rules")
+    max_reopens: int = Field(3, ge=0, description="reopens by rules before a task is blocked")
+    max_chain: int = Field(8, ge=1, description="tasks a chain of rules may create in a row")
+    gate_timeout_seconds: float | None = Field(
+        None, gt=0, description="a gate waiting this long raises gate.timeout"
+    )
 
 
 # Tables of named entries, and the model of each entry.
@@ -134,12 +158,17 @@ TABLES: dict[str, type[BaseModel]] = {
 
 def load(text: str) -> Config:
     try:
-        return Config.model_validate(tomllib.loads(text) if text.strip() else {})
+        loaded = Config.model_validate(tomllib.loads(text) if text.strip() else {})
     except (tomllib.TOMLDecodeError, ValidationError) as exc:
         raise BadInput(
             f"config.toml is not valid: {explain(exc)}",
             hint="fix it with `fleet config set KEY=VALUE`",
         ) from None
+    if loaded.on:
+        from supervisor.subscriptions import parse_rules
+
+        parse_rules(text, loaded.on)  # a malformed [[on]] rule: BadInput naming its line
+    return loaded
 
 
 def keys() -> list[str]:

@@ -225,12 +225,15 @@ def ready(ctx: click.Context, limit: int, as_json: bool) -> None:
 
 def _mark_refinement(store: Any, rows: list[dict[str, Any]]) -> None:
     """A ready task its role is not ready for says so: `needs_refinement` (what it lacks)."""
-    if "ready_when" not in store.cache.config_text():  # no role asks: skip loading the config
-        return
-    from supervisor import config, routing
-    from supervisor.model import Task
+    from supervisor.queue.roles import mention
 
-    cfg = config.load(store.cache.config_text())
+    if not rows or not mention(store, "ready_when"):  # no role asks: skip loading the config
+        return
+    from supervisor import routing
+    from supervisor.model import Task
+    from supervisor.queue.roles import effective_config
+
+    cfg = effective_config(store)
     for row in rows:
         decision = routing.decide(Task.from_dict(row), cfg)
         if decision.missing:

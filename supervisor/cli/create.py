@@ -50,6 +50,7 @@ OPTIONS = (
     Option(("--model",), "model", "The model the coder uses."),
     Option(("--role",), "role", "The role whose handbook the agent gets."),
     Option(("--account",), "account", "Pin the task to this account."),
+    Option(("--requires",), "requires", "Approvals before delivery: human,role:NAME."),
     Option(("--command",), "command", "The shell coder's command."),
     Option(("--cwd",), "cwd", "Working directory (default: the current one)."),
     Option(("--max-seconds",), "max_seconds", "Wall-clock limit of one attempt.", "float", None),

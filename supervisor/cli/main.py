@@ -35,6 +35,11 @@ COMMANDS = {
     "usage": "supervisor.cli.accounts:usage",
     "route": "supervisor.cli.plan:route",
     "plan": "supervisor.cli.plan:plan",
+    "roles": "supervisor.cli.roles:roles",
+    "events": "supervisor.cli.events:events",
+    "emit": "supervisor.cli.events:emit",
+    "approve": "supervisor.cli.events:approve",
+    "reject": "supervisor.cli.events:reject",
 }
 
 

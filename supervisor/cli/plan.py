@@ -31,12 +31,12 @@ def route(ctx: click.Context, task_id: str, explain: bool, as_json: bool) -> Non
     fleet config set 'route=[{role = "docs-writer", labels = ["docs"]}]'
     """
     from supervisor import routing
-    from supervisor.queue import configure
     from supervisor.queue.planning import set_route
+    from supervisor.queue.roles import effective_config
 
     store = open_store(ctx)
     task = store.get(task_id)
-    cfg = configure.current(store)
+    cfg = effective_config(store)
     decision = routing.decide(task, cfg)
     lines = routing.explain(task, cfg)
     if not explain and decision.route is not None:
@@ -98,11 +98,11 @@ def plan(
     fleet plan spec.md --subtasks graph.json   # queue exactly the reviewed graph
     fleet plan spec.md                    # queue the planning task; the supervisor runs it
     """
-    from supervisor.queue import configure
     from supervisor.queue.mutations import NewTask, create
+    from supervisor.queue.roles import effective_config
 
     store = open_store(ctx)
-    cfg = configure.current(store)
+    cfg = effective_config(store)
     text = _read_spec(spec)
     new = NewTask(
         title=f"Plan: {_title(text, spec)}",
@@ -124,7 +124,7 @@ def plan(
     if role not in cfg.roles:
         raise BadInput(
             f"no role {role!r} is configured to plan",
-            hint=f"fleet config set roles.{role}.coder=claude (and give it a handbook)",
+            hint=f"fleet roles add {role} --from planner (then `fleet roles set {role} coder=...`)",
         )
     if dry_run:
         _say_graph("", _dry_run(store, new, cfg.max_seconds), as_json, queued=False)

@@ -225,14 +225,18 @@ def _cut(text: str, width: int) -> str:
 # -- fleet task ID ... ---------------------------------------------------------------------------
 
 
-@click.group()
+@click.group(invoke_without_command=True)
 @click.argument("task_id")
 @click.pass_context
 def task(ctx: click.Context, task_id: str) -> None:
-    """One agent in depth: `fleet task ID log|plan|knowledge|result|usage|attempts`."""
+    """One agent in depth: `fleet task ID log|plan|knowledge|result|usage|attempts|gate`."""
     from supervisor.model import check_id
 
     ctx.obj = check_id(task_id)
+    if ctx.invoked_subcommand is None:  # an overview: status, role, reviews, approvals
+        from supervisor.cli.gate import overview
+
+        overview(ctx)
 
 
 def _attempt_opt(f: Any) -> Any:
@@ -465,3 +469,13 @@ def demo() -> None:
     click.echo(f"$ fleet task {ship.id} knowledge")
     click.echo((views.artifact(store, ship, 1, "knowledge.md") or b"").decode())
     click.echo(f"Explore it: export FLEET_HOME={store.home}; fleet tasks --all; fleet log")
+
+
+# `fleet task ID gate`: its approval gate (supervisor.cli.gate)
+def _gate_command() -> None:
+    from supervisor.cli.gate import task_gate
+
+    task.add_command(task_gate, "gate")
+
+
+_gate_command()

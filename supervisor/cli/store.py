@@ -8,11 +8,17 @@ from supervisor.cli.main import emit_json, open_store, table
 
 
 @click.command()
+@click.option("--pipeline", default="", help="Install a preset of roles and rules: review.")
 @click.pass_context
-def init(ctx: click.Context) -> None:
+def init(ctx: click.Context, pipeline: str) -> None:
     """Create the fleet home (every command also does this on first use)."""
     store = open_store(ctx)
     click.echo(f"fleet home: {store.home}")
+    if pipeline:  # roles, [[on]] rules and gates (supervisor.queue.pipelines)
+        from supervisor.queue.pipelines import install
+
+        for line in install(store, pipeline):
+            click.echo(line)
 
 
 @click.group(invoke_without_command=True)
@@ -61,6 +67,19 @@ def config_set(ctx: click.Context, pairs: tuple[str, ...]) -> None:
 
     configure.set_values(open_store(ctx), list(pairs))
     click.echo("config updated: " + ", ".join(pairs))
+
+
+@config.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.pass_context
+def config_load(ctx: click.Context, path: str) -> None:
+    """Replace config.toml with FILE (how [[on]] rules are written), if it is valid."""
+    from pathlib import Path
+
+    from supervisor.queue.pipelines import load_config
+
+    load_config(open_store(ctx), Path(path).read_text())
+    click.echo(f"config loaded from {path}")
 
 
 @click.command()

@@ -38,6 +38,10 @@ def rows(store: Store, show_all: bool = False, now: float | None = None) -> list
         out.append(row(store, task, now))
         if task.status == "open" and task.id in waiting:
             out[-1]["why"] = waiting[task.id]
+    if not show_all:  # closed tasks whose approval gate waits (supervisor.cli.gate)
+        from supervisor.cli.gate import waiting_rows
+
+        out += waiting_rows(store, now, {r["id"] for r in out})
     return out
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from supervisor.errors import BadInput, NotFound
 from supervisor.graph import find_cycle
+from supervisor.handoffs import check_requirement, start_reactions
 from supervisor.model import (
     BLOCKING_TYPES,
     DEP_TYPE_PATTERN,
@@ -56,6 +57,7 @@ class NewTask(Record):
         max_cost: float | None = None,
         max_attempts: int | None = None,
         after_children: str = "",
+        requires: str = "",  # approvals its work needs: "human,role:reviewer"
     ) -> None:
         self.title = title
         self.description = description
@@ -78,6 +80,7 @@ class NewTask(Record):
         self.max_cost = max_cost
         self.max_attempts = max_attempts
         self.after_children = after_children
+        self.requires = requires
 
 
 def check_after_children(value: str) -> str:
@@ -135,10 +138,17 @@ def _prefix(snap: Snapshot) -> str:
 
 def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
     check = _checked(new)
+    if new.role:  # an unknown role, or one whose coder is missing: refused
+        from supervisor.queue.rolecheck import check_role
+
+        check_role(store, new.role)
 
     def build(snap: Snapshot) -> tuple[Change, Task]:
         task = new_task(snap, new, check)
         change = Change(f"create {task.id}: {_short(task.title)}", "created")
+        if check.requires:  # an approval gate of its own (supervisor.gates)
+            task.extra["requires"] = check.requires
+            change.files.update(start_reactions(snap))
         change.put(task)
         return change, task
 
@@ -148,10 +158,13 @@ def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
 class _Checked:
     """What `bd create` was given, checked before the store is read."""
 
-    def __init__(self, title: str, cwd: str, wanted: list[tuple[str, str]]) -> None:
+    def __init__(
+        self, title: str, cwd: str, wanted: list[tuple[str, str]], requires: list[str]
+    ) -> None:
         self.title = title
         self.cwd = cwd
         self.wanted = wanted
+        self.requires = requires  # approvals its work needs (an approval gate of its own)
 
 
 def _checked(new: NewTask) -> _Checked:
@@ -167,11 +180,12 @@ def _checked(new: NewTask) -> _Checked:
         )
     check_limits(new.max_seconds, new.max_cost)
     check_after_children(new.after_children)
+    requires = [check_requirement(r.strip()) for r in new.requires.split(",") if r.strip()]
     cwd = resolve_cwd(new.cwd)
     wanted = [parse_dep(d) for d in new.deps if d.strip()]
     if new.parent:
         wanted.append((PARENT_TYPE, check_id(new.parent, "parent id")))
-    return _Checked(title, cwd, wanted)
+    return _Checked(title, cwd, wanted, requires)
 
 
 def new_task(snap: Snapshot, new: NewTask, check: _Checked | None = None) -> Task:

@@ -53,6 +53,7 @@ def choose(snap: Snapshot, ready_ids: list[str], fleet: Fleet) -> tuple[list[Pic
         per_account[attempt.account] = per_account.get(attempt.account, 0) + 1
     picks: list[Pick] = []
     waiting: dict[str, str] = {}
+    per_role = _per_role(snap, fleet)
     for task_id in ready_ids:
         if len(picks) >= free:
             break
@@ -64,6 +65,10 @@ def choose(snap: Snapshot, ready_ids: list[str], fleet: Fleet) -> tuple[list[Pic
             waiting[task_id] = decision.waits
             continue
         role = config.roles.get(decision.role) if decision.role else None
+        cap = role.max_concurrent if role else None
+        if cap and per_role.get(decision.role, 0) >= cap:
+            waiting[task_id] = f"waits: role {decision.role} runs {cap} at once"
+            continue
         own = task.coder if not decision.purpose else ""  # preparing it: the role's coder
         coder = own or (role.coder if role else "") or config.coder
         settings = config.coders.get(coder)
@@ -80,10 +85,24 @@ def choose(snap: Snapshot, ready_ids: list[str], fleet: Fleet) -> tuple[list[Pic
             continue
         per_coder[coder] = per_coder.get(coder, 0) + 1
         per_account[account] = per_account.get(account, 0) + 1
+        per_role[decision.role] = per_role.get(decision.role, 0) + 1
         own_model = task.model if not decision.purpose else ""
         model = own_model or (role.model if role else "") or (settings.model if settings else "")
         picks.append(Pick(task, coder, model, account, decision))
     return picks, waiting
+
+
+def _per_role(snap: Snapshot, fleet: Fleet) -> dict[str, int]:
+    """Running agents by role, when a role caps its agents (else nothing is counted)."""
+    if not any(r.max_concurrent for r in fleet.config.roles.values()):
+        return {}
+    counts: dict[str, int] = {}
+    for task_id in fleet.running:
+        task = snap.get(task_id)
+        role = str(((task.run or {}).get("role") or task.role) if task is not None else "")
+        if role:
+            counts[role] = counts.get(role, 0) + 1
+    return counts
 
 
 def pick_account(
@@ -108,6 +127,11 @@ def pick_account(
         candidates = [pinned]
     else:
         candidates = sorted(n for n, a in config.accounts.items() if a.coder == coder)
+        role = config.roles.get(task.role) if task.role else None
+        if role and role.accounts:  # the role's accounts only
+            candidates = [n for n in candidates if n in role.accounts]
+            if not candidates:
+                return "", f"waits: none of role {task.role}'s accounts is for {coder}"
     if not candidates:
         ceiling = budgets.ceiling_reached(fleet.day, "", None, config) if fleet.day else ""
         return ("", f"waits: {ceiling}") if ceiling else ("", "")

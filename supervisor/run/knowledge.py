@@ -24,12 +24,17 @@ def build(
     lookup: Callable[[str], Task | None],
     max_depth: int = 3,
     job: str = "",
+    handbook: str = "",
 ) -> str:
-    """`job`: what a triage or refinement attempt asks instead of the work ("" for the work)."""
+    """`job`: what a triage or refinement attempt asks instead of the work ("" for the work);
+    `handbook`: the handbook of the role the attempt runs as."""
+    from supervisor.run import review
+
     parts = [f"# Task {task.id}: {task.title}"]
-    role = (task.run or {}).get("role") or task.role
-    if role:
+    role = str((task.run or {}).get("role") or task.role)
+    if role and not handbook.strip():
         parts.append(f"Your role: {role}.")
+    handoffs = review.sections(task, handbook, lookup, role)  # the handbook, review handoffs
     for title, text in (
         ("Description", task.description),
         ("Acceptance criteria", task.acceptance_criteria),
@@ -38,6 +43,7 @@ def build(
     ):
         if text.strip():
             parts.append(f"## {title}\n\n{text.strip()}")
+    parts += handoffs
     handoff = _handoff(task, lookup)
     if handoff:
         parts.append("## What the tasks this one depends on produced\n\n" + "\n\n".join(handoff))

@@ -61,6 +61,9 @@ def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
     try:
         workdir = _workdir(store, config, task)
         attempt.workdir = str(workdir)
+        role_name = str((task.run or {}).get("role") or task.role)
+        role = config.roles.get(role_name) if role_name else None
+        handbook = role.handbook if role else ""  # in the knowledge, not the system prompt
         prompt = knowledge.build(
             task,
             workdir,
@@ -68,6 +71,7 @@ def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
             store.cache.get,
             config.max_depth,
             triage.knowledge(task, config),
+            handbook,
         )
         spec = run_spec(config, task, attempt, prompt, workdir, os.environ)
         attempt.parser, attempt.spec = coder.parser(spec), spec
@@ -169,10 +173,12 @@ def run_spec(
         workdir=workdir,
         result_file=attempt.files.result,
         model=attempt.model,
-        system_prompt=role.handbook if role else "",
         command=task.command,
         permission_mode=settings.permission_mode if settings else "",
     )
+    if role is not None and (role.tools.allow or role.tools.deny):
+        spec.options["allowed_tools"] = list(role.tools.allow)
+        spec.options["denied_tools"] = list(role.tools.deny)
     if attempt.account:
         account = config.accounts[attempt.account]
         spec.config_dir = accounts.config_dir(account)

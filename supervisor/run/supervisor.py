@@ -35,6 +35,8 @@ from supervisor.run.launch import LaunchError, Prepared, prepare, start_all
 from supervisor.run.ops import Op, TickReport, commit
 from supervisor.run.outcome import Ending, apply, read_result
 from supervisor.run.process import Handle, Processes, read_rc
+from supervisor.run.reactions import Reactor
+from supervisor.run.roleview import RoleView
 from supervisor.store.store import Snapshot, Store
 
 __all__ = ["Op", "Supervisor", "TickReport"]
@@ -77,6 +79,8 @@ class Supervisor:
         self._clear_at = 0.0  # when to look for what ended attempts left behind next
         self._tasks: tuple[str | None, dict[str, Task | None]] = (None, {})  # parsed, by commit
         self.parents = decompose.Parents(store)  # tasks waiting for their subtasks
+        self._roles = RoleView()  # the store's roles folded into the configuration
+        self._reactor = Reactor()  # [[on]] rules, review verdicts, gates
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -85,6 +89,7 @@ class Supervisor:
         self._spent = []
         snap = self.store.snapshot()
         self._load(snap)
+        self.config = self._roles.apply(self.store, snap.commit, self.config)
         ops: list[Op] = []
         if now >= self._adopt_at:  # at the first tick, then now and then: orphans are rare
             self._adopt(now, ops)
@@ -97,6 +102,8 @@ class Supervisor:
         report.claimed = [p.task.id for p in picks if p.task.id in won]
         ops += self._start(report.claimed, now, report)
         self._cleanup_ended(ops, commit(self.store, self.actor, ops))
+        with contextlib.suppress(FleetError):  # a rule that cannot apply waits for a fix
+            self._reactor.tick(self.store, self.config, self._config_text or "", now)
         self._clear_ended(now)
         self._write_waiting()
         report.running = len(self.running)

@@ -50,6 +50,7 @@ def test_create_records_every_field(
     fleet: Fleet, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    ok(fleet, "roles", "add", "developer")  # a task's role must exist
     dep = make(fleet, "Dependency")
     parent = make(fleet, "Parent", "-t", "epic")
     work = tmp_path / "work"

@@ -90,7 +90,7 @@ def test_planning_needs_a_planner_role(fleet: Any, spec: Path, home: Path) -> No
     assert result.code == 2
     assert result.err.splitlines() == [
         "fleet: no role 'planner' is configured to plan",
-        "  hint: fleet config set roles.planner.coder=claude (and give it a handbook)",
+        "  hint: fleet roles add planner --from planner (then `fleet roles set planner coder=...`)",
     ]
     assert head(home) == before
 

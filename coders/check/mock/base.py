@@ -83,7 +83,9 @@ def script_step(script: Script, done: int, workdir: str, result: str, prompt: st
         hello = f"{workdir}/{HELLO_NAME}" if workdir else HELLO_NAME
         return Step(PLAN_TEXT, hello, HELLO_TEXT, script.extra.get("write_with"))
     if done == 1 and result:
-        return Step("", result, script.result_for(prompt) + "\n")
+        chosen = script.extra.get("result_for")  # a test's own result, by result file
+        text = chosen(result) if callable(chosen) else None
+        return Step("", result, (text or script.result_for(prompt)) + "\n")
     return Step(FINAL_TEXT)
 
 
