@@ -69,7 +69,9 @@ FLEET_FIELDS = (
     "max_tokens",
     "max_cost",
     "max_attempts",
+    "isolation",
 )
+ISOLATIONS = ("worktree", "none")  # a task's own choice; "" follows the configuration
 
 
 def now_iso() -> str:
@@ -239,6 +241,7 @@ class Task(Record):
         max_tokens: int | None = None,
         max_cost: float | None = None,
         max_attempts: int | None = None,
+        isolation: str = "",
         status_reason: str = "",
         not_before: str = "",
         attempts: list[dict[str, Any]] | None = None,
@@ -275,6 +278,7 @@ class Task(Record):
         self.max_tokens = max_tokens
         self.max_cost = max_cost
         self.max_attempts = max_attempts
+        self.isolation = isolation  # worktree, none, or "" for the configuration's
         # the supervisor's bookkeeping
         self.status_reason = status_reason  # why the task is blocked, or why it waits
         self.not_before = not_before  # a retry waits until then (backoff, rate-limit reset)
@@ -331,7 +335,7 @@ class Task(Record):
         task = cls(id=task_id, title=title)
         for name in (*TEXT_FIELDS[1:], "assignee", "close_reason", "cwd", "coder", "model"):
             _set_str(task, data, name)
-        for name in ("role", "account", "command", "status_reason", "not_before"):
+        for name in ("role", "account", "command", "status_reason", "not_before", "isolation"):
             _set_str(task, data, name)
         for name in ("created_at", "updated_at", "closed_at", "defer_until"):
             _set_time(task, data, name)

@@ -11,6 +11,7 @@ import click
 
 from supervisor.cli.create import OPTIONS, Option
 from supervisor.cli.create import create as create_task
+from supervisor.cli.ids import LINKED_ID, TASK_ID
 from supervisor.cli.main import color, emit_json, open_store, table
 from supervisor.errors import BadInput
 
@@ -131,7 +132,7 @@ def _print_tasks(rows: list[dict[str, Any]]) -> None:
 
 
 @bd.command()
-@click.argument("task_id")
+@click.argument("task_id", type=TASK_ID)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
@@ -251,7 +252,7 @@ def blocked(ctx: click.Context, as_json: bool) -> None:
 
 
 @bd.command()
-@click.argument("task_id")
+@click.argument("task_id", type=TASK_ID)
 @click.option("--title")
 @click.option("-d", "--description")
 @click.option("--design")
@@ -295,7 +296,7 @@ def update(
 
 
 @bd.command()
-@click.argument("task_ids", nargs=-1, required=True)
+@click.argument("task_ids", nargs=-1, required=True, type=TASK_ID)
 @click.option("-r", "--reason", default="", help="Why it is closed.")
 @click.pass_context
 def close(ctx: click.Context, task_ids: tuple[str, ...], reason: str) -> None:
@@ -307,7 +308,7 @@ def close(ctx: click.Context, task_ids: tuple[str, ...], reason: str) -> None:
 
 
 @bd.command()
-@click.argument("task_id")
+@click.argument("task_id", type=TASK_ID)
 @click.pass_context
 def reopen(ctx: click.Context, task_id: str) -> None:
     """Reopen a closed (or blocked) task."""
@@ -322,8 +323,8 @@ def dep() -> None:
 
 
 @dep.command("add")
-@click.argument("task_id")
-@click.argument("depends_on")
+@click.argument("task_id", type=TASK_ID)
+@click.argument("depends_on", type=TASK_ID)
 @click.option(
     "-t",
     "--type",
@@ -342,8 +343,8 @@ def dep_add(ctx: click.Context, task_id: str, depends_on: str, kind: str) -> Non
 
 
 @dep.command("remove")
-@click.argument("task_id")
-@click.argument("depends_on")
+@click.argument("task_id", type=TASK_ID)
+@click.argument("depends_on", type=LINKED_ID)
 @click.pass_context
 def dep_remove(ctx: click.Context, task_id: str, depends_on: str) -> None:
     """Remove the dependency of TASK_ID on DEPENDS_ON."""
@@ -354,7 +355,7 @@ def dep_remove(ctx: click.Context, task_id: str, depends_on: str) -> None:
 
 
 @dep.command("tree")
-@click.argument("task_id")
+@click.argument("task_id", type=TASK_ID)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def dep_tree(ctx: click.Context, task_id: str, as_json: bool) -> None:

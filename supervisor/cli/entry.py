@@ -17,7 +17,7 @@ def run() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = hoist_home(list(sys.argv[1:] if argv is None else argv))
     home, rest = _global_home(args)
     if rest[:2] == ["bd", "create"] and not _bad_home(home):
         from supervisor.cli.create import create, parse
@@ -36,6 +36,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from supervisor.cli.main import main as click_main
 
     return click_main(args)
+
+
+def hoist_home(args: list[str]) -> list[str]:
+    """`--home DIR` may follow the subcommand (`fleet tasks --home DIR`): move it to the front,
+    where the group reads it. Arguments after `--` are left alone."""
+    end = args.index("--") if "--" in args else len(args)
+    for i, arg in enumerate(args[:end]):
+        if i == 0:
+            continue
+        if arg == "--home" and i + 1 < end:
+            return [arg, args[i + 1], *args[:i], *args[i + 2 :]]
+        if arg.startswith("--home="):
+            return [arg, *args[:i], *args[i + 1 :]]
+    return args
 
 
 def _global_home(args: list[str]) -> tuple[str | None, list[str]]:

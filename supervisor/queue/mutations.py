@@ -13,6 +13,7 @@ from supervisor.model import (
     BLOCKING_TYPES,
     DEP_TYPE_PATTERN,
     FLEET_STATUSES,
+    ISOLATIONS,
     KNOWN_DEP_TYPES,
     PARENT_TYPE,
     PREFIX_PATTERN,
@@ -55,6 +56,7 @@ class NewTask(Record):
         max_tokens: int | None = None,
         max_cost: float | None = None,
         max_attempts: int | None = None,
+        isolation: str = "",
     ) -> None:
         self.title = title
         self.description = description
@@ -76,6 +78,7 @@ class NewTask(Record):
         self.max_tokens = max_tokens
         self.max_cost = max_cost
         self.max_attempts = max_attempts
+        self.isolation = isolation
 
 
 def parse_dep(spec: str) -> tuple[str, str]:
@@ -134,6 +137,7 @@ def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
             "a shell task needs a command", hint="add --command 'make test' (run with /bin/sh -c)"
         )
     check_limits(new.max_seconds, new.max_cost)
+    check_isolation(new.isolation)
     cwd = resolve_cwd(new.cwd)
     wanted = [parse_dep(d) for d in new.deps if d.strip()]
     if new.parent:
@@ -176,6 +180,7 @@ def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
             max_tokens=new.max_tokens,
             max_cost=new.max_cost,
             max_attempts=new.max_attempts,
+            isolation=new.isolation,
         )
         change = Change(f"create {task_id}: {_short(title)}", "created")
         change.put(task)
@@ -203,7 +208,16 @@ UPDATABLE = (
     "max_tokens",
     "max_cost",
     "max_attempts",
+    "isolation",
 )
+
+
+def check_isolation(value: str | None) -> None:
+    if value and value not in ISOLATIONS:
+        raise BadInput(
+            f"isolation {value!r} is not valid",
+            hint=f"use one of {', '.join(ISOLATIONS)} (or leave it out: the configuration's)",
+        )
 
 
 def update(
@@ -222,6 +236,7 @@ def update(
     if "priority" in fields:
         check_priority(int(fields["priority"]))
     check_limits(fields.get("max_seconds"), fields.get("max_cost"))
+    check_isolation(fields.get("isolation"))
     if "status" in fields and fields["status"] not in FLEET_STATUSES:
         raise BadInput(
             f"status {fields['status']!r} is not valid",

@@ -1,0 +1,48 @@
+"""Task ids on the command line: every command that takes one resolves it here, so a unique
+start of an id (`fleet task 4amh`) works everywhere and a wrong one gets its did-you-mean."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+
+class TaskIdType(click.ParamType):
+    """A task id, a unique start of one, or of its hash; converted to the whole id."""
+
+    name = "ID"
+
+    def __init__(self, known_only: bool = True) -> None:
+        self.known_only = known_only  # False: a whole id the store lacks passes (a dangling link)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if ctx is None or ctx.resilient_parsing:
+            return str(value)
+        from supervisor.errors import NotFound
+        from supervisor.model import ID_PATTERN
+
+        try:
+            return resolve(ctx, str(value))
+        except NotFound:
+            if self.known_only or not ID_PATTERN.match(str(value)):
+                raise
+            return str(value)
+
+
+TASK_ID = TaskIdType()
+LINKED_ID = TaskIdType(known_only=False)
+
+
+def resolve(ctx: click.Context, text: str, what: str = "task") -> str:
+    from supervisor.cli.main import open_store
+    from supervisor.store.lookup import resolve as lookup
+
+    return lookup(open_store(ctx), text, what)
+
+
+def help_asked(ctx: click.Context) -> bool:
+    """Whether `--help` follows in the arguments a group passes on (`fleet task X log --help`)."""
+    rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
+    end = rest.index("--") if "--" in rest else len(rest)
+    return any(a in ("-h", "--help") for a in rest[:end])
