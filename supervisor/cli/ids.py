@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 
-class TaskIdType(click.ParamType):
+class TaskIdType(click.ParamType):  # type: ignore[type-arg]
     """A task id, a unique start of one, or of its hash; converted to the whole id."""
 
     name = "ID"
@@ -41,8 +41,22 @@ def resolve(ctx: click.Context, text: str, what: str = "task") -> str:
     return lookup(open_store(ctx), text, what)
 
 
+class IdGroup(click.Group):
+    """A group whose argument is a task id (`fleet task ID log`): it keeps the arguments it
+    passes on, so `help_asked` can tell that its subcommand's `--help` follows."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        own = {f for p in self.params if isinstance(p, click.Option) for f in p.opts}
+        if args and not args[0].startswith("-"):  # `fleet task ID --json`: the group's option
+            flags = [a for a in args[1:2] if a in own]
+            args = [*flags, args[0], *args[1 + len(flags) :]]
+        rest = super().parse_args(ctx, args)
+        ctx.meta["fleet.rest"] = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        return rest
+
+
 def help_asked(ctx: click.Context) -> bool:
     """Whether `--help` follows in the arguments a group passes on (`fleet task X log --help`)."""
-    rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
+    rest = list(ctx.meta.get("fleet.rest", []))
     end = rest.index("--") if "--" in rest else len(rest)
     return any(a in ("-h", "--help") for a in rest[:end])

@@ -24,7 +24,7 @@ COMMANDS = {
     "log": "supervisor.cli.store:log",
     "supervisor": "supervisor.cli.run:supervisor",
     "tasks": "supervisor.cli.run:tasks",
-    "task": "supervisor.cli.run:task",
+    "task": "supervisor.cli.task:task",
     "kill": "supervisor.cli.run:kill",
     "retry": "supervisor.cli.run:retry",
     "pause": "supervisor.cli.run:pause",
@@ -54,9 +54,9 @@ class LazyGroup(click.Group):
         from supervisor.cli.suggest import unknown_command
 
         name = args[0] if args else ""
-        if not ctx.resilient_parsing and not name.startswith("-"):
-            if self.get_command(ctx, name) is None:
-                unknown_command(ctx, name, self.list_commands(ctx))
+        known = ctx.resilient_parsing or name.startswith("-") or self.get_command(ctx, name)
+        if not known:
+            unknown_command(ctx, name, self.list_commands(ctx))
         return super().resolve_command(ctx, args)
 
 

@@ -34,6 +34,7 @@ from supervisor.run.launch import LaunchError, Prepared, prepare, start_all
 from supervisor.run.ops import Op, TickReport, commit
 from supervisor.run.outcome import Ending, apply, read_result
 from supervisor.run.process import Handle, Processes, read_rc
+from supervisor.run.stderr_tail import with_stderr
 from supervisor.store.store import Snapshot, Store
 
 __all__ = ["Op", "Supervisor", "TickReport"]
@@ -307,7 +308,7 @@ class Supervisor:
         if attempt.handle is not None:
             self._stops.pop(attempt.handle.token, None)
             self._ended.append(attempt.handle)
-        ending = self._classify(attempt, code)
+        ending = with_stderr(self._classify(attempt, code), attempt.files.stderr)
         record = self._record(attempt, ending, code, now)
         self._account_after(attempt, ending, now, ops)
         cost = budgets.cost(attempt.usage, self.config.prices)

@@ -37,7 +37,8 @@ def resolve(store: Store, text: str, what: str = "task") -> str:
     if len(found) == 1:
         return found[0]
     if found:
-        shown = ", ".join(found[:SHOWN]) + (f" (+{len(found) - SHOWN} more)" if len(found) > SHOWN else "")
+        more = f" (+{len(found) - SHOWN} more)" if len(found) > SHOWN else ""
+        shown = ", ".join(found[:SHOWN]) + more
         raise Ambiguous(
             f"{what} id {text!r} is ambiguous: it starts {len(found)} ids: {shown}",
             hint="type more of the id",
@@ -45,9 +46,8 @@ def resolve(store: Store, text: str, what: str = "task") -> str:
     near = difflib.get_close_matches(value, all_ids(store), n=3, cutoff=0.6)
     raise NotFound(
         f"{what} {text} does not exist",
-        hint=(f"did you mean {' or '.join(repr(n) for n in near)}?" if near else "")
-        + (" " if near else "")
-        + "(`fleet bd list --all` shows the ids in this store)",
+        hint=(f"did you mean {' or '.join(repr(n) for n in near)}? " if near else "")
+        + "`fleet bd list --all` shows the ids in this store",
     )
 
 
