@@ -17,8 +17,8 @@ class TaskIdType(click.ParamType):  # type: ignore[type-arg]
         self.known_only = known_only  # False: a whole id the store lacks passes (a dangling link)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        if ctx is None or ctx.resilient_parsing:
-            return str(value)
+        if ctx is None or ctx.resilient_parsing or value in ("", None):
+            return "" if value is None else str(value)
         from supervisor.errors import NotFound
         from supervisor.model import ID_PATTERN
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
@@ -18,14 +17,15 @@ def supervisor() -> None:
 
 @supervisor.command()
 @click.option("--foreground", is_flag=True, help="Run in this terminal instead of the background.")
+@click.option("--json", "as_json", is_flag=True, help="Its pid and log as JSON.")
 @click.pass_context
-def start(ctx: click.Context, foreground: bool) -> None:
+def start(ctx: click.Context, foreground: bool, as_json: bool) -> None:
     """Start the supervisor (one per home per host)."""
     from supervisor.run import daemon as service
 
     store = open_store(ctx)
     if foreground:
-        _loop(store, "foreground")
+        _loop(store, "foreground", as_json=as_json)
         return
     if (info := service.running(store)) is not None:
         raise service.AlreadyRunning(
@@ -33,6 +33,9 @@ def start(ctx: click.Context, foreground: bool) -> None:
             hint="`fleet supervisor status` shows it; `fleet supervisor stop` stops it",
         )
     pid = service.spawn_daemon(store)
+    if as_json:
+        emit_json({"started": True, "pid": pid, "log": str(service.log_path(store))})
+        return
     click.echo(f"supervisor started (pid {pid}); log: {service.log_path(store)}")
 
 
@@ -41,12 +44,20 @@ def start(ctx: click.Context, foreground: bool) -> None:
     "--now", is_flag=True, help="Stop the running agents too (their tasks go back to open)."
 )
 @click.option("--timeout", type=float, default=630.0, show_default=True, help="Seconds to wait.")
+@click.option("--json", "as_json", is_flag=True, help="What was stopped, as JSON.")
 @click.pass_context
-def stop(ctx: click.Context, now: bool, timeout: float) -> None:
-    """Stop claiming and let running agents finish (or stop them with --now)."""
+def stop(ctx: click.Context, now: bool, timeout: float, as_json: bool) -> None:
+    """Stop claiming and let running agents finish (or stop them with --now); while it waits,
+    it says for which agents."""
+    from supervisor.cli import supervising
     from supervisor.run import daemon as service
 
-    info = service.signal_stop(open_store(ctx), now, timeout)
+    store = open_store(ctx)
+    waiter = supervising.stop_waiter(store, timeout, quiet=as_json)
+    info = service.signal_stop(store, now, timeout, waiter)
+    if as_json:
+        emit_json({"was_running": info is not None, "pid": info.pid if info else None})
+        return
     click.echo(
         "no supervisor is running" if info is None else f"supervisor (pid {info.pid}) stopped"
     )
@@ -59,7 +70,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """Is a supervisor running: pid, uptime, running and queued counts, paused."""
     import psutil
 
-    from supervisor.cli import views
+    from supervisor.cli import supervising, views
     from supervisor.queue import configure
     from supervisor.run import daemon as service
 
@@ -75,6 +86,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
         "blocked": sum(1 for r in rows if r["status"] == "blocked"),
         "paused": configure.current(store).paused,
         "home": str(store.home),
+        **supervising.state(store, info),
     }
     if info and psutil.pid_exists(info.pid):
         proc = psutil.Process(info.pid)
@@ -84,6 +96,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
         return
     if info is None:
         click.echo(f"supervisor: not running ({store.home})")
+    elif data["state"] == "stopping":
+        click.echo(
+            f"supervisor: stopping ({data['stopping_how']}, for {_duration(data['stopping_since'])}"
+            f"), pid {info.pid}; waiting for: {', '.join(data['waiting_for']) or 'nothing'}"
+        )
     else:
         click.echo(f"supervisor: running, pid {info.pid}, up {_duration(data['uptime_seconds'])}")
     paused = " (paused: claiming nothing new)" if data["paused"] else ""
@@ -102,32 +119,36 @@ def _ready_ids(store: Any) -> list[str]:
     "--until-idle", is_flag=True, help="Work until nothing is ready or running, then exit 0."
 )
 @click.option("--daemon", is_flag=True, hidden=True)
+@click.option("--json", "as_json", is_flag=True, help="What it ran, as JSON.")
 @click.pass_context
-def run_cmd(ctx: click.Context, once: bool, until_idle: bool, daemon: bool) -> None:
-    """Run the supervisor in this process (for scripts and CI)."""
+def run_cmd(ctx: click.Context, once: bool, until_idle: bool, daemon: bool, as_json: bool) -> None:
+    """Run the supervisor in this process (for scripts and CI); ends saying what it ran."""
     mode = "once" if once else "until-idle" if until_idle else "daemon" if daemon else "foreground"
-    _loop(open_store(ctx), mode, once=once, until_idle=until_idle)
+    _loop(open_store(ctx), mode, once=once, until_idle=until_idle, as_json=as_json)
 
 
-def _loop(store: Any, mode: str, once: bool = False, until_idle: bool = False) -> None:
+def _loop(
+    store: Any, mode: str, once: bool = False, until_idle: bool = False, as_json: bool = False
+) -> None:
+    from supervisor.cli import supervising
     from supervisor.run import daemon as service
 
     lock = service.acquire(store, mode)
-    progress = _progress if (sys.stderr.isatty() and until_idle) else None
+    progress = supervising.is_tty() and until_idle and not as_json
+    runlog = supervising.RunLog(progress)
     try:
-        loop = service.Loop(store, progress)
+        loop = service.Loop(store, runlog)
         loop.install_signals()
         report = loop.run(until_idle=until_idle, once=once)
     finally:
         lock.release()
     if progress:
         click.echo("", err=True)
-    if once or until_idle:
-        click.echo(f"running {report.running}, waiting {report.waiting}")
-
-
-def _progress(report: Any) -> None:
-    click.echo(f"\rrunning {report.running}  waiting {report.waiting}   ", nl=False, err=True)
+    summary = runlog.summary(store, report)
+    if as_json:
+        emit_json(summary)
+    elif once or until_idle or mode == "foreground":
+        click.echo(supervising.summary_line(summary))
 
 
 # -- fleet tasks ---------------------------------------------------------------------------------
