@@ -82,7 +82,7 @@ def create(ctx: click.Context, /, **params: Any) -> None:
     show_default=True,
     help="At most this many (0: all).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The tasks as JSON.")
 @click.pass_context
 def list_tasks(
     ctx: click.Context,
@@ -133,7 +133,7 @@ def _print_tasks(rows: list[dict[str, Any]]) -> None:
 
 @bd.command()
 @click.argument("task_id", type=TASK_ID)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
 @click.pass_context
 def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
     """Show one task with its dependencies and dependents."""
@@ -195,13 +195,14 @@ def _brief(store: Any, task_id: str) -> dict[str, Any]:
 
 @bd.command()
 @click.option(
+    "-n",
     "--limit",
     type=click.IntRange(min=0),
     default=100,
     show_default=True,
     help="At most this many (0: all).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
 @click.pass_context
 def ready(ctx: click.Context, limit: int, as_json: bool) -> None:
     """Tasks ready to run: open, unblocked, not deferred; by priority, then oldest first."""
@@ -215,7 +216,7 @@ def ready(ctx: click.Context, limit: int, as_json: bool) -> None:
 
 
 @bd.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
 @click.pass_context
 def blocked(ctx: click.Context, as_json: bool) -> None:
     """Tasks that are blocked, each with what blocks it."""
@@ -267,13 +268,14 @@ def blocked(ctx: click.Context, as_json: bool) -> None:
 @click.option("--account")
 @click.option("--command")
 @click.option("--cwd")
+@click.option("--isolation", help="worktree or none (in --cwd itself).")
 @click.option("--max-seconds", type=float)
 @click.option("--max-tokens", type=click.IntRange(min=1))
 @click.option("--max-cost", type=float)
 @click.option("--max-attempts", type=click.IntRange(1, 100))
 @click.option("--add-label", multiple=True)
 @click.option("--remove-label", multiple=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
 @click.pass_context
 def update(
     ctx: click.Context,
@@ -298,23 +300,30 @@ def update(
 @bd.command()
 @click.argument("task_ids", nargs=-1, required=True, type=TASK_ID)
 @click.option("-r", "--reason", default="", help="Why it is closed.")
+@click.option("--json", "as_json", is_flag=True, help="The closed tasks as JSON.")
 @click.pass_context
-def close(ctx: click.Context, task_ids: tuple[str, ...], reason: str) -> None:
+def close(ctx: click.Context, task_ids: tuple[str, ...], reason: str, as_json: bool) -> None:
     """Close tasks."""
     from supervisor.queue.mutations import close as close_tasks
 
-    for task in close_tasks(open_store(ctx), list(task_ids), reason):
+    closed = close_tasks(open_store(ctx), list(task_ids), reason)
+    if as_json:
+        emit_json([task.to_dict() for task in closed])
+        return
+    for task in closed:
         click.echo(f"closed {task.id}")
 
 
 @bd.command()
 @click.argument("task_id", type=TASK_ID)
+@click.option("--json", "as_json", is_flag=True, help="The task as JSON.")
 @click.pass_context
-def reopen(ctx: click.Context, task_id: str) -> None:
+def reopen(ctx: click.Context, task_id: str, as_json: bool) -> None:
     """Reopen a closed (or blocked) task."""
     from supervisor.queue.mutations import reopen as reopen_task
 
-    click.echo(f"reopened {reopen_task(open_store(ctx), task_id).id}")
+    task = reopen_task(open_store(ctx), task_id)
+    emit_json(task.to_dict()) if as_json else click.echo(f"reopened {task.id}")
 
 
 @bd.group()
@@ -333,30 +342,38 @@ def dep() -> None:
     show_default=True,
     help="blocks, parent-child, related, discovered-from, ...",
 )
+@click.option("--json", "as_json", is_flag=True, help="The task as JSON.")
 @click.pass_context
-def dep_add(ctx: click.Context, task_id: str, depends_on: str, kind: str) -> None:
+def dep_add(ctx: click.Context, task_id: str, depends_on: str, kind: str, as_json: bool) -> None:
     """TASK_ID depends on DEPENDS_ON (with `blocks`: it waits until DEPENDS_ON is closed)."""
     from supervisor.queue.mutations import add_dep
 
-    add_dep(open_store(ctx), task_id, depends_on, kind)
+    task = add_dep(open_store(ctx), task_id, depends_on, kind)
+    if as_json:
+        emit_json(task.to_dict())
+        return
     click.echo(f"{task_id} depends on {depends_on} ({kind})")
 
 
 @dep.command("remove")
 @click.argument("task_id", type=TASK_ID)
 @click.argument("depends_on", type=LINKED_ID)
+@click.option("--json", "as_json", is_flag=True, help="The task as JSON.")
 @click.pass_context
-def dep_remove(ctx: click.Context, task_id: str, depends_on: str) -> None:
+def dep_remove(ctx: click.Context, task_id: str, depends_on: str, as_json: bool) -> None:
     """Remove the dependency of TASK_ID on DEPENDS_ON."""
     from supervisor.queue.mutations import remove_dep
 
-    remove_dep(open_store(ctx), task_id, depends_on)
+    task = remove_dep(open_store(ctx), task_id, depends_on)
+    if as_json:
+        emit_json(task.to_dict())
+        return
     click.echo(f"{task_id} no longer depends on {depends_on}")
 
 
 @dep.command("tree")
 @click.argument("task_id", type=TASK_ID)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
 @click.pass_context
 def dep_tree(ctx: click.Context, task_id: str, as_json: bool) -> None:
     """What TASK_ID depends on, all the way down."""
@@ -394,7 +411,7 @@ def dep_tree(ctx: click.Context, task_id: str, as_json: bool) -> None:
 @bd.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
 @click.pass_context
 def import_cmd(ctx: click.Context, path: Path, dry_run: bool, as_json: bool) -> None:
     """Import a beads JSONL export (upsert by id; ids are kept)."""
@@ -420,8 +437,11 @@ def import_cmd(ctx: click.Context, path: Path, dry_run: bool, as_json: bool) -> 
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write here (default: stdout).",
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="With -o: what was written, as JSON (JSONL is JSON)."
+)
 @click.pass_context
-def export_cmd(ctx: click.Context, output: Path | None) -> None:
+def export_cmd(ctx: click.Context, output: Path | None, as_json: bool) -> None:
     """Export every task as beads JSONL."""
     from supervisor.queue.transfer import export_text
 
@@ -438,4 +458,7 @@ def export_cmd(ctx: click.Context, output: Path | None) -> None:
             f"cannot write {output}: {exc.strerror}",
             hint="pass -o a file in a directory that exists and that you can write",
         ) from None
+    if as_json:
+        emit_json({"path": str(output), "tasks": text.count(chr(10))})
+        return
     click.echo(f"exported {text.count(chr(10))} tasks to {output}", err=True)

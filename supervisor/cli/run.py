@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from supervisor.cli.ids import TASK_ID
 from supervisor.cli.main import color, emit_json, open_store, table
 
 
@@ -246,16 +247,20 @@ def _cut(text: str, width: int) -> str:
 
 
 @click.command()
-@click.argument("task_id")
+@click.argument("task_id", type=TASK_ID)
 @click.option(
     "--block", "block", default="", metavar="REASON", help="Block the task with this reason."
 )
+@click.option("--json", "as_json", is_flag=True, help="The task as JSON.")
 @click.pass_context
-def kill(ctx: click.Context, task_id: str, block: str) -> None:
+def kill(ctx: click.Context, task_id: str, block: str, as_json: bool) -> None:
     """Stop a task's running attempt, whole process tree; it goes back to open (or blocked)."""
     from supervisor.run.control import kill as kill_task
 
     found = kill_task(open_store(ctx), task_id, block)
+    if as_json:
+        emit_json(found.to_dict())
+        return
     click.echo(
         f"killed {task_id}; it is {found.status}"
         + (f": {found.status_reason}" if found.status == "blocked" else "")
@@ -263,42 +268,58 @@ def kill(ctx: click.Context, task_id: str, block: str) -> None:
 
 
 @click.command()
-@click.argument("task_id")
+@click.argument("task_id", type=TASK_ID)
+@click.option("--json", "as_json", is_flag=True, help="The task as JSON.")
 @click.pass_context
-def retry(ctx: click.Context, task_id: str) -> None:
+def retry(ctx: click.Context, task_id: str, as_json: bool) -> None:
     """Open a blocked or failed task again with a fresh set of attempts."""
     from supervisor.run.control import retry as retry_task
 
-    click.echo(f"{retry_task(open_store(ctx), task_id).id} is open again")
+    found = retry_task(open_store(ctx), task_id)
+    emit_json(found.to_dict()) if as_json else click.echo(f"{found.id} is open again")
 
 
 @click.command()
+@click.option("--json", "as_json", is_flag=True, help='`{"paused": true}`.')
 @click.pass_context
-def pause(ctx: click.Context) -> None:
+def pause(ctx: click.Context, as_json: bool) -> None:
     """Claim no new tasks; running agents go on."""
     from supervisor.run.control import set_paused
 
     set_paused(open_store(ctx), True)
+    if as_json:
+        emit_json({"paused": True})
+        return
     click.echo("paused: no new task will start (`fleet resume` to go on)")
 
 
 @click.command()
+@click.option("--json", "as_json", is_flag=True, help='`{"paused": false}`.')
 @click.pass_context
-def resume(ctx: click.Context) -> None:
+def resume(ctx: click.Context, as_json: bool) -> None:
     """Claim tasks again after `fleet pause`."""
     from supervisor.run.control import set_paused
 
     set_paused(open_store(ctx), False)
-    click.echo("resumed")
+    emit_json({"paused": False}) if as_json else click.echo("resumed")
 
 
 @click.command()
-def demo() -> None:
-    """Run the whole loop on a throwaway home: shell tasks, a retry, a handoff. No account."""
+@click.option("--json", "as_json", is_flag=True, help="Its home, repository and tasks as JSON.")
+@click.pass_context
+def demo(ctx: click.Context, as_json: bool) -> None:
+    """Run the whole loop on a throwaway home (or an empty --home): shell tasks, a retry, a
+    handoff. No account."""
     from supervisor.cli import demo as demo_mod
     from supervisor.cli import views
+    from supervisor.cli.demo_home import explore_hint, given_home
 
-    store, ids = demo_mod.run(click.echo)
+    home = given_home(ctx.find_root().obj)
+    if as_json:
+        store, ids = demo_mod.run(lambda line: None, home=home)
+        emit_json({"home": str(store.home), "tasks": ids})
+        return
+    store, ids = demo_mod.run(click.echo, home=home)
     click.echo("$ fleet tasks --all")
     click.echo(_tasks_table(views.rows(store, show_all=True)) + "\n")
     ship = store.get(ids["ship"])
@@ -310,4 +331,4 @@ def demo() -> None:
     click.echo((views.artifact(store, ship, 1, "log.txt") or b"").decode())
     click.echo(f"$ fleet task {ship.id} knowledge")
     click.echo((views.artifact(store, ship, 1, "knowledge.md") or b"").decode())
-    click.echo(f"Explore it: export FLEET_HOME={store.home}; fleet tasks --all; fleet log")
+    click.echo(explore_hint(store.home, given=home is not None))
