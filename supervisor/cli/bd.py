@@ -110,10 +110,12 @@ def list_tasks(
     if as_json:
         emit_json(rows)
         return
-    _print_tasks(rows)
+    _print_tasks(rows, store)
 
 
-def _print_tasks(rows: list[dict[str, Any]]) -> None:
+def _print_tasks(rows: list[dict[str, Any]], store: Any = None) -> None:
+    from supervisor.cli.fit import fit_last, terminal_width
+
     if not rows:
         click.echo("no tasks")
         return
@@ -123,12 +125,23 @@ def _print_tasks(rows: list[dict[str, Any]]) -> None:
             f"P{r['priority']}",
             color(r["status"], STATUS_COLORS.get(r["status"], "white")),
             r.get("issue_type", ""),
-            r.get("coder", ""),
+            _coder(store, r),
             r["title"],
         ]
         for r in rows
     ]
-    click.echo(table(body, ["ID", "P", "STATUS", "TYPE", "CODER", "TITLE"]))
+    headers = ["ID", "P", "STATUS", "TYPE", "CODER", "TITLE"]
+    click.echo(table(fit_last(body, headers, terminal_width()), headers))
+
+
+def _coder(store: Any, row: dict[str, Any]) -> str:
+    """The coder the task runs with: its own, else its role's or the configuration's."""
+    if row.get("coder") or store is None:
+        return str(row.get("coder", ""))
+    from supervisor.cli.checks import effective_coder
+    from supervisor.model import Task
+
+    return effective_coder(store, Task.from_dict(row))
 
 
 @bd.command()
@@ -212,7 +225,7 @@ def ready(ctx: click.Context, limit: int, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
     else:
-        _print_tasks(rows)
+        _print_tasks(rows, store)
 
 
 @bd.command()

@@ -5,11 +5,12 @@ cheap: the coder registry's entry points are read only for a name that is not bu
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Any
 
-from supervisor.errors import BadInput
+from supervisor.errors import BadInput, NotFound
 from supervisor.model import Task
 from supervisor.store.store import Store
 
@@ -41,10 +42,14 @@ def resolve_links(store: Store, new: Any) -> None:
     from supervisor.store.lookup import resolve
 
     def whole(text: str, what: str) -> str:
-        text = text.strip()
         if ID_PATTERN.match(text) and store.cache.get(text) is not None:
             return text
-        return resolve(store, text, what)
+        try:
+            return resolve(store, text, what)
+        except NotFound:
+            if ID_PATTERN.match(text):
+                return text  # `create` says it does not exist, and how to make it
+            raise
 
     if new.parent:
         new.parent = whole(new.parent, "parent")
@@ -54,7 +59,7 @@ def resolve_links(store: Store, new: Any) -> None:
             deps.append(spec)
             continue
         kind, sep, target = spec.strip().rpartition(":")
-        deps.append(f"{kind}{sep}{whole(target, 'dependency')}")
+        deps.append(f"{kind}{sep}{whole(target.strip(), 'dependency')}")
     new.deps = deps
 
 
@@ -62,18 +67,23 @@ def effective_coder(store: Store, task: Task) -> str:
     """The coder a task runs with: its own, else its role's, else the configuration's."""
     if task.coder:
         return task.coder
-    import tomllib
-
-    try:
-        data = tomllib.loads(store.cache.config_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return DEFAULT_CODER
+    data = _config(store.cache.config_text())
     roles = data.get("roles")
     role = roles.get(task.role) if isinstance(roles, dict) and task.role else None
     if isinstance(role, dict) and isinstance(role.get("coder"), str) and role["coder"]:
         return str(role["coder"])
     coder = data.get("coder")
     return coder if isinstance(coder, str) and coder else DEFAULT_CODER
+
+
+@functools.lru_cache(maxsize=4)
+def _config(text: str) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return {}
 
 
 def missing_binary(coder_name: str) -> str | None:

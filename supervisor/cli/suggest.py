@@ -54,5 +54,4 @@ def show_usage_error(exc: click.UsageError) -> int:
 
 
 def _sentence(text: str) -> str:
-    text = text.strip().rstrip(".")
-    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+    return text.strip().rstrip(".")

@@ -8,10 +8,10 @@ import difflib
 import re
 
 from supervisor.errors import BadInput, NotFound
-from supervisor.model import EXTERNAL_PATTERN, ID_PATTERN
+from supervisor.model import EXTERNAL_PATTERN, ID_PATTERN, check_id
 from supervisor.store.store import Store
 
-PARTIAL = re.compile(r"^[a-z0-9_.-]{1,40}\Z")
+START = re.compile(r"^[0-9a-z]{1,16}(?:\.[0-9]{1,4}){0,4}\Z")  # a start of an id's hash
 SHOWN = 8  # candidates named in an error
 
 
@@ -21,18 +21,15 @@ class Ambiguous(BadInput):
 
 def resolve(store: Store, text: str, what: str = "task") -> str:
     """The id of the one task `text` names; raises NotFound or Ambiguous (exit 2)."""
-    value = text.strip().lower()
+    value = text
     if EXTERNAL_PATTERN.match(value):
         return value
     cache = store.cache
     cache.sync()
     if ID_PATTERN.match(value) and cache.get(value) is not None:
         return value
-    if not PARTIAL.match(value):
-        raise BadInput(
-            f"{what} id {text!r} is not valid: ids look like 'fl-3k9x' (or a start of one)",
-            hint="run `fleet bd list` to see the ids in this store",
-        )
+    if not (ID_PATTERN.match(value) or START.match(value)):
+        check_id(value, f"{what} id")  # raises, saying what an id looks like
     found = matches(store, value)
     if len(found) == 1:
         return found[0]
