@@ -65,7 +65,7 @@ def stop(ctx: click.Context, now: bool, timeout: float, as_json: bool) -> None:
 
 
 @supervisor.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The state and the counts as JSON.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Is a supervisor running: pid, uptime, running and queued counts, paused."""

@@ -18,11 +18,12 @@ def init(ctx: click.Context, as_json: bool) -> None:
 
 
 @click.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="The configuration as JSON.")
 @click.pass_context
-def config(ctx: click.Context) -> None:
+def config(ctx: click.Context, as_json: bool) -> None:
     """Show or change the configuration (config.toml in the store; every change is a commit)."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(config_show)
+        ctx.invoke(config_show, as_json=as_json)
 
 
 @config.command("show")
