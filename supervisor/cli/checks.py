@@ -94,6 +94,8 @@ def missing_binary(coder_name: str) -> str | None:
         return None
     import coders
 
+    if coder_name in coders.BUILTINS:  # each built-in's CLI bears its name (a test checks it)
+        return coder_name
     try:
         binary = coders.get(coder_name).binary
     except Exception:  # an unknown or broken third-party coder: `fleet coders` reports it

@@ -231,6 +231,13 @@ def test_an_account_whose_key_variable_is_unset_is_warned_of(
     assert json.loads(ok(fleet, "accounts", "--json").out)[0]["key_missing"] is False
 
 
+def test_each_built_in_coder_runs_a_cli_of_its_own_name() -> None:
+    import coders
+
+    for name in coders.BUILTINS:
+        assert coders.get(name).binary == ("sh" if name == "shell" else name)
+
+
 def test_the_default_coder_constant_is_the_configurations() -> None:
     from supervisor.cli.checks import DEFAULT_CODER
     from supervisor.config import Config
