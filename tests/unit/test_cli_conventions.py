@@ -57,10 +57,7 @@ def test_a_unique_start_of_an_id_names_the_task_in_every_command(fleet: Fleet, h
     ok(fleet, "bd", "dep", "add", b, start)
     assert json.loads(ok(fleet, "bd", "show", b, "--json").out)["dependencies"][0]["id"] == a
     c = ok(fleet, "bd", "create", "third", "--deps", start, "--parent", start[:4] + "").out.strip()
-    deps = {
-        d["id"]
-        for d in json.loads(ok(fleet, "bd", "show", c, "--json").out)["dependencies"]
-    }
+    deps = {d["id"] for d in json.loads(ok(fleet, "bd", "show", c, "--json").out)["dependencies"]}
     assert deps == {a}
     ok(fleet, "bd", "close", start)
     assert json.loads(ok(fleet, "bd", "show", a, "--json").out)["status"] == "closed"
