@@ -17,7 +17,12 @@ def run() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = hoist_home(list(sys.argv[1:] if argv is None else argv))
+    try:
+        args = hoist_home(list(sys.argv[1:] if argv is None else argv))
+    except Exception as exc:
+        from supervisor.cli.output import report
+
+        return report(exc)
     home, rest = _global_home(args)
     if rest[:2] == ["bd", "create"] and not _bad_home(home):
         from supervisor.cli.create import create, parse
@@ -45,7 +50,11 @@ def hoist_home(args: list[str]) -> list[str]:
     for i, arg in enumerate(args[:end]):
         if i == 0:
             continue
-        if arg == "--home" and i + 1 < end:
+        if arg == "--home":
+            if i + 1 >= end:
+                from supervisor.errors import BadInput
+
+                raise BadInput("--home needs a directory", hint="fleet tasks --home ~/.fleet")
             return [arg, args[i + 1], *args[:i], *args[i + 2 :]]
         if arg.startswith("--home="):
             return [arg, *args[:i], *args[i + 1 :]]

@@ -32,6 +32,9 @@ def unknown_command(ctx: click.Context, name: str, names: list[str]) -> None:
 
 def show_usage_error(exc: click.UsageError) -> int:
     """Print a click usage error as fleet prints its own: `fleet: ...` and a hint. Exit 2."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as click shows it
+        exc.show()
+        return 2
     ctx = exc.ctx
     path = ctx.command_path if ctx is not None else "fleet"
     message = exc.format_message()

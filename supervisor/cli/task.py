@@ -173,7 +173,7 @@ def _wait_for_start(store: Any, task_id: str) -> Any:
         found = store.get(task_id)
         if found.run or found.attempts:
             return found
-        if found.status in ("closed", "deferred"):
+        if found.status in ("closed", "blocked"):  # it will not start by itself
             raise BadInput(
                 f"task {task_id} is {found.status} and never ran",
                 hint=f"`fleet bd reopen {task_id}` to queue it again",

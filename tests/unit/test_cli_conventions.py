@@ -376,3 +376,19 @@ def test_the_demo_refuses_a_home_that_holds_tasks(fleet: Fleet, home: Path) -> N
     make(fleet)
     result = refused(fleet, home, "demo")
     assert "the demo needs an empty home" in result.err
+
+
+def test_log_follow_refuses_a_task_that_will_not_start(fleet: Fleet, home: Path) -> None:
+    task_id = make(fleet)
+    ok(fleet, "bd", "close", task_id)
+    result = refused(fleet, home, "task", task_id, "log", "-f")
+    assert f"task {task_id} is closed and never ran" in result.err
+    result = refused(fleet, home, "task", task_id, "log")
+    assert "has not run yet" in result.err
+
+
+def test_home_without_a_directory_is_refused(fleet: Fleet, home: Path) -> None:
+    result = fleet("tasks", "--home")
+    assert result.code == 2 and result.err.startswith("fleet: --home needs a directory")
+    bare = fleet("bd")  # a bare group shows its help, and exits 2
+    assert bare.code == 2 and "Usage: fleet bd" in bare.err
