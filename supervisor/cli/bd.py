@@ -181,6 +181,10 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
     ):
         if getattr(task, name):
             lines.append(f"{name}: {getattr(task, name)}")
+        elif name == "coder":
+            from supervisor.cli.checks import effective_coder
+
+            lines.append(f"coder: {effective_coder(store, task)} (the default)")
     if task.labels:
         lines.append("labels: " + ", ".join(task.labels))
     lines.append(f"created: {task.created_at}   updated: {task.updated_at}")
@@ -304,8 +308,10 @@ def update(
     \b
     fleet bd update fl-3k9x -p 0 --add-label urgent
     """
+    from supervisor.cli.checks import known_coder
     from supervisor.queue.mutations import update as update_task
 
+    known_coder(fields.get("coder") or "")
     task = update_task(open_store(ctx), task_id, fields, add_label, remove_label)
     emit_json(task.to_dict()) if as_json else click.echo(f"updated {task.id}")
 

@@ -28,7 +28,7 @@ def known_coder(name: str) -> None:
         return
     import difflib
 
-    near = difflib.get_close_matches(name, names, n=2, cutoff=0.5)
+    near = difflib.get_close_matches(name, names, n=2, cutoff=0.6)
     guess = f"did you mean {' or '.join(repr(n) for n in near)}? " if near else ""
     raise BadInput(
         f"unknown coder {name!r}",

@@ -392,3 +392,14 @@ def test_home_without_a_directory_is_refused(fleet: Fleet, home: Path) -> None:
     assert result.code == 2 and result.err.startswith("fleet: --home needs a directory")
     bare = fleet("bd")  # a bare group shows its help, and exits 2
     assert bare.code == 2 and "Usage: fleet bd" in bare.err
+
+
+def test_the_effective_coder_is_shown_and_an_unknown_one_refused_at_update(
+    fleet: Fleet, home: Path
+) -> None:
+    task_id = ok(fleet, "bd", "create", "no coder named").out.strip()
+    assert "coder: claude (the default)" in ok(fleet, "bd", "show", task_id).out
+    ok(fleet, "config", "set", "coder=shell")
+    assert "coder: shell (the default)" in ok(fleet, "bd", "show", task_id).out
+    result = refused(fleet, home, "bd", "update", task_id, "--coder", "codx")
+    assert "did you mean 'codex'?" in result.err
