@@ -96,12 +96,12 @@ def config_set(ctx: click.Context, pairs: tuple[str, ...], as_json: bool) -> Non
 def log(ctx: click.Context, limit: int, task_id: str, as_json: bool) -> None:
     """The audit trail: when, which actor, what happened (and why an attempt failed), to which
     task."""
-    from supervisor.cli.trail import what
+    from supervisor.cli.trail import explain
     from supervisor.store.history import entries
 
     store = open_store(ctx)
     found = entries(store, limit, task_id)
-    told = [what(store, e) for e in found]
+    told = explain(store, found)
     if as_json:
         emit_json([{**e.to_dict(), "reasons": r} for e, (_, r) in zip(found, told, strict=True)])
         return

@@ -1,5 +1,5 @@
 """`fleet log`'s WHAT column: the supervisor's commits say which attempt ended how; this adds
-why, read from the task as that commit left it."""
+why, read from each task as that commit left it (all of them in one `git cat-file --batch`)."""
 
 from __future__ import annotations
 
@@ -21,36 +21,58 @@ ENDINGS = {
 PREFIX = "supervisor: "
 
 
-def what(store: Any, entry: Any) -> tuple[str, dict[str, str]]:
-    """The entry's summary with the reason of each attempt that ended badly; and the reasons."""
-    if not entry.summary.startswith(PREFIX):
-        return entry.summary, {}
-    reasons: dict[str, str] = {}
-    parts = []
-    for segment in entry.summary[len(PREFIX) :].split("; "):
-        event, _, ids = segment.partition(" ")
-        if event not in ENDINGS or not ids:
-            parts.append(segment)
-            continue
-        told = []
-        for task_id in ids.split():
-            reason = _reason(store, entry.commit, task_id)
-            if reason:
-                reasons[task_id] = reason
-            told.append(f"{task_id}: {reason}" if reason else task_id)
-        parts.append(f"{event} {', '.join(told)}")
-    return "; ".join(parts), reasons
-
-
-def _reason(store: Any, commit: str, task_id: str) -> str:
+def explain(store: Any, entries: list[Any]) -> list[tuple[str, dict[str, str]]]:
+    """Per entry: its summary with the reason of each attempt that ended badly; the reasons."""
     from supervisor.store.store import task_path
 
+    wanted = [
+        f"{e.commit}:{task_path(task_id)}"
+        for e in entries
+        for event, ids in _segments(e.summary)
+        if event in ENDINGS
+        for task_id in ids
+    ]
+    found = dict(store.git.cat_batch(wanted)) if wanted else {}
+    out: list[tuple[str, dict[str, str]]] = []
+    for e in entries:
+        if not e.summary.startswith(PREFIX):
+            out.append((e.summary, {}))
+            continue
+        reasons: dict[str, str] = {}
+        parts = []
+        for event, ids in _segments(e.summary):
+            if event not in ENDINGS or not ids:
+                parts.append(" ".join([event, *ids]))
+                continue
+            told = []
+            for task_id in ids:
+                reason = _reason(found.get(f"{e.commit}:{task_path(task_id)}"))
+                if reason:
+                    reasons[task_id] = reason
+                told.append(f"{task_id}: {reason}" if reason else task_id)
+            parts.append(f"{event} {', '.join(told)}")
+        out.append(("; ".join(parts), reasons))
+    return out
+
+
+def _segments(summary: str) -> list[tuple[str, list[str]]]:
+    if not summary.startswith(PREFIX):
+        return []
+    out = []
+    for segment in summary[len(PREFIX) :].split("; "):
+        event, _, ids = segment.partition(" ")
+        out.append((event, ids.split()))
+    return out
+
+
+def _reason(data: bytes | None) -> str:
     try:
-        data = store.git.read(f"{commit}:{task_path(task_id)}")
         task = json.loads(data or b"{}")
-    except Exception:  # an unreadable old record: the summary alone still says what happened
+    except ValueError:  # an unreadable old record: the summary alone still says what happened
         return ""
-    attempts = task.get("attempts") if isinstance(task, dict) else None
+    if not isinstance(task, dict):
+        return ""
+    attempts = task.get("attempts")
     if isinstance(attempts, list) and attempts and isinstance(attempts[-1], dict):
         return str(attempts[-1].get("reason") or task.get("status_reason") or "")
-    return str(task.get("status_reason") or "") if isinstance(task, dict) else ""
+    return str(task.get("status_reason") or "")
