@@ -131,8 +131,10 @@ def task_log(ctx: click.Context, n: int | None, raw: bool, follow: bool, as_json
     name = "output.log" if raw else "log.txt"
     path = views.live_path(store, found, n, name)
     if follow and path is not None and not as_json:
-        _follow(store, task_id, n, path)
-        found = store.get(task_id)
+        shown = _follow(store, task_id, n, path)
+        found = store.get(task_id)  # the attempt is over: the rest is in its record
+        rest = (views.artifact(store, found, n, name) or b"")[shown:]
+        click.echo(rest.decode(errors="replace"), nl=False)
         _echo_stderr(_text(views.artifact(store, found, n, "stderr.log")))
         return
     out = _text(views.artifact(store, found, n, name))
@@ -181,7 +183,8 @@ def _wait_for_start(store: Any, task_id: str) -> Any:
         time.sleep(0.2)
 
 
-def _follow(store: Any, task_id: str, n: int, path: Any) -> None:
+def _follow(store: Any, task_id: str, n: int, path: Any) -> int:
+    """Print the live file as it grows until the attempt ends; how many bytes were printed."""
     offset = 0
     while True:
         try:
@@ -194,7 +197,7 @@ def _follow(store: Any, task_id: str, n: int, path: Any) -> None:
             offset += len(chunk)
             click.echo(chunk.decode(errors="replace"), nl=False)
         elif (store.get(task_id).run or {}).get("attempt") != n:
-            return
+            return offset
         else:
             time.sleep(0.2)
 
