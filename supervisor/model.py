@@ -70,7 +70,9 @@ FLEET_FIELDS = (
     "max_cost",
     "max_attempts",
     "after_children",
+    "isolation",
 )
+ISOLATIONS = ("worktree", "none")  # a task's own choice; "" follows the configuration
 
 
 def now_iso() -> str:
@@ -241,6 +243,7 @@ class Task(Record):
         max_cost: float | None = None,
         max_attempts: int | None = None,
         after_children: str = "",
+        isolation: str = "",
         status_reason: str = "",
         not_before: str = "",
         attempts: list[dict[str, Any]] | None = None,
@@ -281,6 +284,7 @@ class Task(Record):
         self.max_cost = max_cost
         self.max_attempts = max_attempts
         self.after_children = after_children  # once its subtasks close: close or integrate
+        self.isolation = isolation  # worktree, none, or "" for the configuration's
         # the supervisor's bookkeeping
         self.status_reason = status_reason  # why the task is blocked, or why it waits
         self.not_before = not_before  # a retry waits until then (backoff, rate-limit reset)
@@ -346,7 +350,7 @@ class Task(Record):
         task = cls(id=task_id, title=title)
         for name in (*TEXT_FIELDS[1:], "assignee", "close_reason", "cwd", "coder", "model"):
             _set_str(task, data, name)
-        for name in ("role", "account", "command", "status_reason", "not_before"):
+        for name in ("role", "account", "command", "status_reason", "not_before", "isolation"):
             _set_str(task, data, name)
         _set_str(task, data, "after_children")
         if task.after_children not in ("", "close", "integrate"):

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 import click
 
 from supervisor.cli.main import emit_json, open_store, table
+from supervisor.cli.numbers import duration, money, tokens
 from supervisor.errors import BadInput
 
 
 @click.group(invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The accounts as JSON.")
 @click.pass_context
 def accounts(ctx: click.Context, as_json: bool) -> None:
     """Each account: available, limited until T, near its limit, disabled; agents; usage today."""
@@ -31,11 +33,11 @@ def accounts(ctx: click.Context, as_json: bool) -> None:
         [
             r["name"],
             r["coder"],
-            r["status"],
+            r["status"] + (f" (${r['key_env']} is not set here)" if r["key_missing"] else ""),
             r["running"],
             r["max_concurrent"] or "",
-            r["tokens_today"],
-            f"${r['cost_today']:.2f}",
+            tokens(r["tokens_today"]),
+            money(r["cost_today"]),
         ]
         for r in rows
     ]
@@ -73,6 +75,7 @@ def _rows(store: Any) -> list[dict[str, Any]]:
                 "cost_today": round(day.cost.get(name, 0.0), 6),
                 "config_dir": account.config_dir,
                 "key_env": account.key_env,
+                "key_missing": bool(account.key_env) and not os.environ.get(account.key_env),
                 "key_as": account.key_as,
             }
         )
@@ -101,6 +104,7 @@ def _rows(store: Any) -> list[dict[str, Any]]:
 @click.option("--max-concurrent", type=click.IntRange(min=1), help="Its agents at once.")
 @click.option("--daily-max-cost", type=float, help="USD per UTC day.")
 @click.option("--daily-max-tokens", type=click.IntRange(min=1), help="Tokens per UTC day.")
+@click.option("--json", "as_json", is_flag=True, help="The account as JSON.")
 @click.pass_context
 def add(
     ctx: click.Context,
@@ -113,6 +117,7 @@ def add(
     max_concurrent: int | None,
     daily_max_cost: float | None,
     daily_max_tokens: int | None,
+    as_json: bool,
 ) -> None:
     """Add (or replace) an account; a running supervisor uses it at its next tick.
 
@@ -144,7 +149,19 @@ def add(
     entry: dict[str, Any] = {"coder": coder, **{k: v for k, v in given.items() if v}}
     if variables:
         entry["env"] = variables
+    from supervisor.cli.checks import known_coder
+
+    known_coder(coder)
     edit_entry(open_store(ctx), "accounts", name, entry, f"accounts: add {name} ({coder})")
+    if key_env and not os.environ.get(key_env):
+        click.echo(
+            f"fleet: warning: ${key_env} is not set here: agents of {name} get no key unless the"
+            " supervisor's environment sets it",
+            err=True,
+        )
+    if as_json:
+        emit_json({"name": name, **entry})
+        return
     click.echo(f"account {name} added for {coder}")
 
 
@@ -172,16 +189,20 @@ def _check_key_as(coder_name: str, key_env: str, key_as: str) -> None:
 
 @accounts.command("remove")
 @click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="What was removed, as JSON.")
 @click.pass_context
-def remove(ctx: click.Context, name: str) -> None:
+def remove(ctx: click.Context, name: str, as_json: bool) -> None:
     """Remove an account (its agents that run now go on)."""
     from supervisor.queue.configure import edit_entry
 
     edit_entry(open_store(ctx), "accounts", name, None, f"accounts: remove {name}", must_exist=True)
+    if as_json:
+        emit_json({"name": name, "removed": True})
+        return
     click.echo(f"account {name} removed")
 
 
-def _toggle(ctx: click.Context, name: str, disabled: bool) -> None:
+def _toggle(ctx: click.Context, name: str, disabled: bool, as_json: bool = False) -> None:
     from supervisor.queue import configure
 
     store = open_store(ctx)
@@ -197,23 +218,28 @@ def _toggle(ctx: click.Context, name: str, disabled: bool) -> None:
     configure.edit_entry(
         store, "accounts", name, entry, f"accounts: {verb} {name}", must_exist=True
     )
+    if as_json:
+        emit_json({"name": name, "disabled": disabled})
+        return
     click.echo(f"account {name} {verb}d")
 
 
 @accounts.command("disable")
 @click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="The account's state as JSON.")
 @click.pass_context
-def disable(ctx: click.Context, name: str) -> None:
+def disable(ctx: click.Context, name: str, as_json: bool) -> None:
     """Dispatch nothing more to this account."""
-    _toggle(ctx, name, True)
+    _toggle(ctx, name, True, as_json)
 
 
 @accounts.command("enable")
 @click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="The account's state as JSON.")
 @click.pass_context
-def enable(ctx: click.Context, name: str) -> None:
+def enable(ctx: click.Context, name: str, as_json: bool) -> None:
     """Dispatch to this account again."""
-    _toggle(ctx, name, False)
+    _toggle(ctx, name, False, as_json)
 
 
 @click.command()
@@ -222,11 +248,12 @@ def enable(ctx: click.Context, name: str) -> None:
     type=click.Choice(["task", "coder", "model", "account", "role", "day"]),
     default="coder",
     show_default=True,
+    help="Group by this.",
 )
 @click.option(
     "--since", default="", help="Only attempts that ended on or after this date (YYYY-MM-DD)."
 )
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The groups and the total as JSON.")
 @click.pass_context
 def usage(ctx: click.Context, by: str, since: str, as_json: bool) -> None:
     """What the fleet spent: tokens, cost, time, success rate, cost per successful task."""
@@ -258,19 +285,18 @@ def usage(ctx: click.Context, by: str, since: str, as_json: bool) -> None:
     for line in [*lines, total]:
         d = line.to_dict()
         rate = "" if d["success_rate"] is None else f"{d['success_rate']:.0%}"
-        per = "" if d["cost_per_success_usd"] is None else f"${d['cost_per_success_usd']:.4f}"
         rows.append(
             [
                 d["key"] or "-",
                 d["attempts"],
                 rate,
-                d["input_tokens"],
-                d["output_tokens"],
-                d["cache_read_tokens"],
-                d["cache_write_tokens"],
-                f"${d['cost_usd']:.4f}",
-                f"{d['seconds']:.0f}s",
-                per,
+                tokens(d["input_tokens"]),
+                tokens(d["output_tokens"]),
+                tokens(d["cache_read_tokens"]),
+                tokens(d["cache_write_tokens"]),
+                money(d["cost_usd"]),
+                duration(d["seconds"]),
+                money(d["cost_per_success_usd"]),
             ]
         )
     click.echo(

@@ -11,6 +11,7 @@ import click
 
 from supervisor.cli.create import OPTIONS, Option
 from supervisor.cli.create import create as create_task
+from supervisor.cli.ids import LINKED_ID, TASK_ID
 from supervisor.cli.main import color, emit_json, open_store, table
 from supervisor.errors import BadInput
 
@@ -81,7 +82,7 @@ def create(ctx: click.Context, /, **params: Any) -> None:
     show_default=True,
     help="At most this many (0: all).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The tasks as JSON.")
 @click.pass_context
 def list_tasks(
     ctx: click.Context,
@@ -109,10 +110,12 @@ def list_tasks(
     if as_json:
         emit_json(rows)
         return
-    _print_tasks(rows)
+    _print_tasks(rows, store)
 
 
-def _print_tasks(rows: list[dict[str, Any]]) -> None:
+def _print_tasks(rows: list[dict[str, Any]], store: Any = None) -> None:
+    from supervisor.cli.fit import fit_last, terminal_width
+
     if not rows:
         click.echo("no tasks")
         return
@@ -125,17 +128,28 @@ def _print_tasks(rows: list[dict[str, Any]]) -> None:
                 STATUS_COLORS.get(r["status"], "white"),
             ),
             r.get("issue_type", ""),
-            r.get("coder", ""),
+            _coder(store, r),
             r["title"],
         ]
         for r in rows
     ]
-    click.echo(table(body, ["ID", "P", "STATUS", "TYPE", "CODER", "TITLE"]))
+    headers = ["ID", "P", "STATUS", "TYPE", "CODER", "TITLE"]
+    click.echo(table(fit_last(body, headers, terminal_width()), headers))
+
+
+def _coder(store: Any, row: dict[str, Any]) -> str:
+    """The coder the task runs with: its own, else its role's or the configuration's."""
+    if row.get("coder") or store is None:
+        return str(row.get("coder", ""))
+    from supervisor.cli.checks import effective_coder
+    from supervisor.model import Task
+
+    return effective_coder(store, Task.from_dict(row))
 
 
 @bd.command()
-@click.argument("task_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.argument("task_id", type=TASK_ID)
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
 @click.pass_context
 def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
     """Show one task with its dependencies and dependents."""
@@ -170,6 +184,10 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
     ):
         if getattr(task, name):
             lines.append(f"{name}: {getattr(task, name)}")
+        elif name == "coder":
+            from supervisor.cli.checks import effective_coder
+
+            lines.append(f"coder: {effective_coder(store, task)} (the default)")
     if task.labels:
         lines.append("labels: " + ", ".join(task.labels))
     if task.route:
@@ -203,13 +221,14 @@ def _brief(store: Any, task_id: str) -> dict[str, Any]:
 
 @bd.command()
 @click.option(
+    "-n",
     "--limit",
     type=click.IntRange(min=0),
     default=100,
     show_default=True,
     help="At most this many (0: all).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
 @click.pass_context
 def ready(ctx: click.Context, limit: int, as_json: bool) -> None:
     """Tasks ready to run: open, unblocked, not deferred; by priority, then oldest first."""
@@ -220,7 +239,7 @@ def ready(ctx: click.Context, limit: int, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
     else:
-        _print_tasks(rows)
+        _print_tasks(rows, store)
 
 
 def _mark_refinement(store: Any, rows: list[dict[str, Any]]) -> None:
@@ -241,7 +260,7 @@ def _mark_refinement(store: Any, rows: list[dict[str, Any]]) -> None:
 
 
 @bd.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
 @click.pass_context
 def blocked(ctx: click.Context, as_json: bool) -> None:
     """Tasks that are blocked, each with what blocks it."""
@@ -278,7 +297,7 @@ def blocked(ctx: click.Context, as_json: bool) -> None:
 
 
 @bd.command()
-@click.argument("task_id")
+@click.argument("task_id", type=TASK_ID)
 @click.option("--title")
 @click.option("-d", "--description")
 @click.option("--design")
@@ -293,6 +312,7 @@ def blocked(ctx: click.Context, as_json: bool) -> None:
 @click.option("--account")
 @click.option("--command")
 @click.option("--cwd")
+@click.option("--isolation", help="worktree or none (in --cwd itself).")
 @click.option("--max-seconds", type=float)
 @click.option("--max-tokens", type=click.IntRange(min=1))
 @click.option("--max-cost", type=float)
@@ -304,7 +324,7 @@ def blocked(ctx: click.Context, as_json: bool) -> None:
 )
 @click.option("--add-label", multiple=True)
 @click.option("--remove-label", multiple=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
 @click.pass_context
 def update(
     ctx: click.Context,
@@ -320,32 +340,41 @@ def update(
     \b
     fleet bd update fl-3k9x -p 0 --add-label urgent
     """
+    from supervisor.cli.checks import known_coder
     from supervisor.queue.mutations import update as update_task
 
+    known_coder(fields.get("coder") or "")
     task = update_task(open_store(ctx), task_id, fields, add_label, remove_label)
     emit_json(task.to_dict()) if as_json else click.echo(f"updated {task.id}")
 
 
 @bd.command()
-@click.argument("task_ids", nargs=-1, required=True)
+@click.argument("task_ids", nargs=-1, required=True, type=TASK_ID)
 @click.option("-r", "--reason", default="", help="Why it is closed.")
+@click.option("--json", "as_json", is_flag=True, help="The closed tasks as JSON.")
 @click.pass_context
-def close(ctx: click.Context, task_ids: tuple[str, ...], reason: str) -> None:
+def close(ctx: click.Context, task_ids: tuple[str, ...], reason: str, as_json: bool) -> None:
     """Close tasks."""
     from supervisor.queue.mutations import close as close_tasks
 
-    for task in close_tasks(open_store(ctx), list(task_ids), reason):
+    closed = close_tasks(open_store(ctx), list(task_ids), reason)
+    if as_json:
+        emit_json([task.to_dict() for task in closed])
+        return
+    for task in closed:
         click.echo(f"closed {task.id}")
 
 
 @bd.command()
-@click.argument("task_id")
+@click.argument("task_id", type=TASK_ID)
+@click.option("--json", "as_json", is_flag=True, help="The task as JSON.")
 @click.pass_context
-def reopen(ctx: click.Context, task_id: str) -> None:
+def reopen(ctx: click.Context, task_id: str, as_json: bool) -> None:
     """Reopen a closed (or blocked) task."""
     from supervisor.queue.mutations import reopen as reopen_task
 
-    click.echo(f"reopened {reopen_task(open_store(ctx), task_id).id}")
+    task = reopen_task(open_store(ctx), task_id)
+    emit_json(task.to_dict()) if as_json else click.echo(f"reopened {task.id}")
 
 
 @bd.group()
@@ -354,8 +383,8 @@ def dep() -> None:
 
 
 @dep.command("add")
-@click.argument("task_id")
-@click.argument("depends_on")
+@click.argument("task_id", type=TASK_ID)
+@click.argument("depends_on", type=TASK_ID)
 @click.option(
     "-t",
     "--type",
@@ -364,30 +393,38 @@ def dep() -> None:
     show_default=True,
     help="blocks, parent-child, related, discovered-from, ...",
 )
+@click.option("--json", "as_json", is_flag=True, help="The task as JSON.")
 @click.pass_context
-def dep_add(ctx: click.Context, task_id: str, depends_on: str, kind: str) -> None:
+def dep_add(ctx: click.Context, task_id: str, depends_on: str, kind: str, as_json: bool) -> None:
     """TASK_ID depends on DEPENDS_ON (with `blocks`: it waits until DEPENDS_ON is closed)."""
     from supervisor.queue.mutations import add_dep
 
-    add_dep(open_store(ctx), task_id, depends_on, kind)
+    task = add_dep(open_store(ctx), task_id, depends_on, kind)
+    if as_json:
+        emit_json(task.to_dict())
+        return
     click.echo(f"{task_id} depends on {depends_on} ({kind})")
 
 
 @dep.command("remove")
-@click.argument("task_id")
-@click.argument("depends_on")
+@click.argument("task_id", type=TASK_ID)
+@click.argument("depends_on", type=LINKED_ID)
+@click.option("--json", "as_json", is_flag=True, help="The task as JSON.")
 @click.pass_context
-def dep_remove(ctx: click.Context, task_id: str, depends_on: str) -> None:
+def dep_remove(ctx: click.Context, task_id: str, depends_on: str, as_json: bool) -> None:
     """Remove the dependency of TASK_ID on DEPENDS_ON."""
     from supervisor.queue.mutations import remove_dep
 
-    remove_dep(open_store(ctx), task_id, depends_on)
+    task = remove_dep(open_store(ctx), task_id, depends_on)
+    if as_json:
+        emit_json(task.to_dict())
+        return
     click.echo(f"{task_id} no longer depends on {depends_on}")
 
 
 @dep.command("tree")
-@click.argument("task_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.argument("task_id", type=TASK_ID)
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
 @click.pass_context
 def dep_tree(ctx: click.Context, task_id: str, as_json: bool) -> None:
     """What TASK_ID depends on, all the way down."""
@@ -425,7 +462,7 @@ def dep_tree(ctx: click.Context, task_id: str, as_json: bool) -> None:
 @bd.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
 @click.pass_context
 def import_cmd(ctx: click.Context, path: Path, dry_run: bool, as_json: bool) -> None:
     """Import a beads JSONL export (upsert by id; ids are kept)."""
@@ -451,8 +488,11 @@ def import_cmd(ctx: click.Context, path: Path, dry_run: bool, as_json: bool) -> 
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write here (default: stdout).",
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="With -o: what was written, as JSON (JSONL is JSON)."
+)
 @click.pass_context
-def export_cmd(ctx: click.Context, output: Path | None) -> None:
+def export_cmd(ctx: click.Context, output: Path | None, as_json: bool) -> None:
     """Export every task as beads JSONL."""
     from supervisor.queue.transfer import export_text
 
@@ -469,4 +509,7 @@ def export_cmd(ctx: click.Context, output: Path | None) -> None:
             f"cannot write {output}: {exc.strerror}",
             hint="pass -o a file in a directory that exists and that you can write",
         ) from None
+    if as_json:
+        emit_json({"path": str(output), "tasks": text.count(chr(10))})
+        return
     click.echo(f"exported {text.count(chr(10))} tasks to {output}", err=True)

@@ -11,7 +11,7 @@ from supervisor.errors import BadInput, FleetError
 
 
 @click.group(invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The coders as JSON.")
 @click.pass_context
 def coders(ctx: click.Context, as_json: bool) -> None:
     """Each coder: its binary on PATH, its version, whether it is verified against the real CLI."""
@@ -76,7 +76,7 @@ def _describe(name: str) -> dict[str, Any]:
     help="Only this case (repeatable): ok, rate_limit, usage_limit, auth, overloaded.",
 )
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per case.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The cases' results as JSON.")
 def check(name: str, cases: tuple[str, ...], timeout: float, as_json: bool) -> None:
     """Run the installed CLI of NAME against fleet's mock model server, case by case."""
     from coders.check.harness import CheckError

@@ -53,6 +53,11 @@ OPTIONS = (
     Option(("--requires",), "requires", "Approvals before delivery: human,role:NAME."),
     Option(("--command",), "command", "The shell coder's command."),
     Option(("--cwd",), "cwd", "Working directory (default: the current one)."),
+    Option(
+        ("--isolation",),
+        "isolation",
+        "worktree (its own git worktree) or none (in --cwd itself); default: the configuration's.",
+    ),
     Option(("--max-seconds",), "max_seconds", "Wall-clock limit of one attempt.", "float", None),
     Option(("--max-tokens",), "max_tokens", "Token budget of the task.", "int", None, 1),
     Option(("--max-cost",), "max_cost", "Cost budget of the task, in USD.", "float", None),
@@ -146,9 +151,14 @@ def create(home: Path | None, params: dict[str, Any]) -> str:
         deps=deps.split(",") if deps else [],
         **fields,
     )
+    from supervisor.cli import checks
+
+    checks.known_coder(new.coder)
     store = Store.open(home)
     try:
+        checks.resolve_links(store, new)
         task = create_task(store, new)
+        checks.warn_after_create(store, task)
     finally:
         store.close()
     if as_json:

@@ -60,8 +60,10 @@ GRAPH = [
 ]
 
 
-def run(echo: Callable[[str], None], keep: bool = False) -> tuple[Store, dict[str, str]]:
-    """Run the demo; return its store and the ids of its tasks by name."""
+def run(
+    echo: Callable[[str], None], keep: bool = False, home: Path | None = None
+) -> tuple[Store, dict[str, str]]:
+    """Run the demo (in `home`, else a throwaway one); return its store and its tasks' ids."""
     base = Path(tempfile.mkdtemp(prefix="fleet-demo-"))
     repo = base / "repo"
     repo.mkdir()
@@ -79,7 +81,7 @@ def run(echo: Callable[[str], None], keep: bool = False) -> tuple[Store, dict[st
         "-m",
         "start",
     )
-    store = Store.open(base / "home")
+    store = Store.open(home or base / "home")
     echo(f"$ export FLEET_HOME={store.home}   # a throwaway home; repository: {repo}")
     configure.set_values(store, ["backoff_seconds=0.5", "max_concurrent=3", "coder=shell"])
     ids: dict[str, str] = {}

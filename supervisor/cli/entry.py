@@ -17,7 +17,12 @@ def run() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = hoist_home(list(sys.argv[1:] if argv is None else argv))
+    except Exception as exc:
+        from supervisor.cli.output import report
+
+        return report(exc)
     home, rest = _global_home(args)
     if rest[:2] == ["bd", "create"] and not _bad_home(home):
         from supervisor.cli.create import create, parse
@@ -36,6 +41,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     from supervisor.cli.main import main as click_main
 
     return click_main(args)
+
+
+def hoist_home(args: list[str]) -> list[str]:
+    """`--home DIR` may follow the subcommand (`fleet tasks --home DIR`): move it to the front,
+    where the group reads it. Arguments after `--` are left alone."""
+    end = args.index("--") if "--" in args else len(args)
+    for i, arg in enumerate(args[:end]):
+        if i == 0:
+            continue
+        if arg == "--home":
+            if i + 1 >= end:
+                from supervisor.errors import BadInput
+
+                raise BadInput("--home needs a directory", hint="fleet tasks --home ~/.fleet")
+            return [arg, args[i + 1], *args[:i], *args[i + 2 :]]
+        if arg.startswith("--home="):
+            return [arg, *args[:i], *args[i + 1 :]]
+    return args
 
 
 def _global_home(args: list[str]) -> tuple[str | None, list[str]]:

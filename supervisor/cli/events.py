@@ -3,6 +3,7 @@ and agents say about a task's work."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -12,7 +13,7 @@ from typing import Any
 
 import click
 
-from supervisor.cli.main import open_store
+from supervisor.cli.main import emit_json, open_store
 
 
 @click.command()
@@ -114,25 +115,33 @@ def _since(text: str) -> float:
 @click.argument("type")
 @click.option("--task", "task_id", default="", help="The task the event is about.")
 @click.option("--data", default="", help="A JSON object with the event's details.")
+@click.option("--json", "as_json", is_flag=True, help="What was recorded, as JSON.")
 @click.pass_context
-def emit(ctx: click.Context, type: str, task_id: str, data: str) -> None:
+def emit(ctx: click.Context, type: str, task_id: str, data: str, as_json: bool) -> None:
     """Record an event (for agents and scripts), e.g. `fleet emit deploy.done --task fl-3k9x`."""
     from supervisor.queue.approvals import emit as emit_event
 
     emit_event(open_store(ctx), type, task_id, data)
+    if as_json:
+        emit_json({"type": type, "task": task_id, "data": json.loads(data) if data else {}})
+        return
     click.echo(f"emitted {type}" + (f" for {task_id}" if task_id else ""))
 
 
 @click.command()
 @click.argument("task_id")
 @click.option("--comment", default="", help="Why, for the record.")
+@click.option("--json", "as_json", is_flag=True, help="The gate after the approval, as JSON.")
 @click.pass_context
-def approve(ctx: click.Context, task_id: str, comment: str) -> None:
+def approve(ctx: click.Context, task_id: str, comment: str, as_json: bool) -> None:
     """Approve a task's finished work (its gate opens once every requirement is met)."""
     from supervisor.queue.approvals import approve as approve_task
 
     agent = os.environ.get("FLEET_TASK_ID", "")  # run from inside an agent: that agent approves
     verdict = approve_task(open_store(ctx), task_id, comment, agent)
+    if as_json:
+        emit_json({"task": task_id, "may_deliver": verdict.ok, "waiting_for": verdict.waiting_for})
+        return
     if verdict.ok:
         click.echo(f"approved {task_id}: its gate is open, it may be delivered")
     else:
@@ -142,10 +151,14 @@ def approve(ctx: click.Context, task_id: str, comment: str) -> None:
 @click.command()
 @click.argument("task_id")
 @click.option("--reason", required=True, help="What must change (the task's next handoff).")
+@click.option("--json", "as_json", is_flag=True, help="The reopened task, as JSON.")
 @click.pass_context
-def reject(ctx: click.Context, task_id: str, reason: str) -> None:
+def reject(ctx: click.Context, task_id: str, reason: str, as_json: bool) -> None:
     """Reject a task's finished work: it reopens on the same branch with the reason."""
     from supervisor.queue.approvals import reject as reject_task
 
-    reject_task(open_store(ctx), task_id, reason)
+    task = reject_task(open_store(ctx), task_id, reason)
+    if as_json:
+        emit_json(task.to_dict())
+        return
     click.echo(f"rejected {task_id}: reopened with the reason as its handoff")

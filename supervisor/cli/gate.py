@@ -59,26 +59,8 @@ def gate_report(store: Any, task_id: str) -> dict[str, Any]:
     }
 
 
-def overview(ctx: click.Context) -> None:
-    """`fleet task ID`: what the task is and where it stands, then its gate."""
-    store = open_store(ctx)
-    task = store.get(str(ctx.obj))
-    click.echo(f"{task.id}: {task.title}")
-    role = f", role {task.role}" if task.role else ""
-    click.echo(f"status: {task.status}{role}, {len(task.attempts)} attempts")
-    if task.status_reason:
-        click.echo(f"why: {task.status_reason}")
-    origin = task.extra.get("origin")
-    if isinstance(origin, dict):
-        click.echo(
-            f"made by rule {origin.get('rule')} on {origin.get('event')} of {origin.get('task')}"
-        )
-    _print_gate(gate_report(store, task.id))
-    click.echo("more: fleet task ID log|plan|knowledge|result|usage|attempts|gate")
-
-
 @click.command("gate")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The gate as JSON.")
 @click.pass_context
 def task_gate(ctx: click.Context, as_json: bool) -> None:
     """Its approval gate: requirements, reviews and verdicts, approvals, what it waits for."""
@@ -87,10 +69,10 @@ def task_gate(ctx: click.Context, as_json: bool) -> None:
         emit_json(report)
         return
     click.echo(f"task {report['task']} ({report['status']})")
-    _print_gate(report)
+    print_gate(report)
 
 
-def _print_gate(report: dict[str, Any]) -> None:
+def print_gate(report: dict[str, Any]) -> None:
     if not (report["requires"] or report["reviews"] or report["approvals"]):
         click.echo("gate: none (its work needs no approval)")
         return

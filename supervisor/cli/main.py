@@ -24,7 +24,7 @@ COMMANDS = {
     "log": "supervisor.cli.store:log",
     "supervisor": "supervisor.cli.run:supervisor",
     "tasks": "supervisor.cli.run:tasks",
-    "task": "supervisor.cli.run:task",
+    "task": "supervisor.cli.task:task",
     "kill": "supervisor.cli.run:kill",
     "retry": "supervisor.cli.run:retry",
     "pause": "supervisor.cli.run:pause",
@@ -55,6 +55,17 @@ class LazyGroup(click.Group):
         command: click.Command = getattr(import_module(module), attr)
         return command
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        from supervisor.cli.suggest import unknown_command
+
+        name = args[0] if args else ""
+        known = ctx.resilient_parsing or name.startswith("-") or self.get_command(ctx, name)
+        if not known:
+            unknown_command(ctx, name, self.list_commands(ctx))
+        return super().resolve_command(ctx, args)
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
@@ -79,7 +90,10 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 def open_store(ctx: click.Context) -> Any:
     from supervisor.store.store import Store
 
-    return Store.open(ctx.find_root().obj)
+    root = ctx.find_root()
+    if "fleet.store" not in root.meta:  # one store per command line, shared by its id lookups
+        root.meta["fleet.store"] = Store.open(root.obj)
+    return root.meta["fleet.store"]
 
 
 def emit_json(data: Any) -> None:
@@ -101,15 +115,21 @@ def color(text: str, fg: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+        cli.main(
+            args=list(argv) if argv is not None else None, prog_name="fleet", standalone_mode=False
+        )
     except click.exceptions.Abort:
         click.echo("fleet: aborted", err=True)
         return 130
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
+    except click.UsageError as exc:
+        from supervisor.cli.suggest import show_usage_error
+
+        return show_usage_error(exc)
     except click.ClickException as exc:
         exc.show()
-        return 2 if isinstance(exc, click.UsageError) else exc.exit_code
+        return exc.exit_code
     except Exception as exc:
         return report(exc)
     return 0

@@ -9,7 +9,7 @@ from supervisor.cli.main import emit_json, open_store, table
 
 
 @click.group(invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The roles as JSON.")
 @click.pass_context
 def roles(ctx: click.Context, as_json: bool) -> None:
     """List the roles (store files and [roles.NAME] config tables) and their settings."""
@@ -46,7 +46,7 @@ def roles(ctx: click.Context, as_json: bool) -> None:
 
 @roles.command("show")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The role as JSON.")
 @click.pass_context
 def roles_show(ctx: click.Context, name: str, as_json: bool) -> None:
     """One role: its settings and its whole handbook."""
@@ -70,24 +70,32 @@ def roles_show(ctx: click.Context, name: str, as_json: bool) -> None:
 @roles.command("add")
 @click.argument("name")
 @click.option("--from", "source", default="", help="A template: developer, reviewer, ...")
+@click.option("--json", "as_json", is_flag=True, help="The role added, as JSON.")
 @click.pass_context
-def roles_add(ctx: click.Context, name: str, source: str) -> None:
+def roles_add(ctx: click.Context, name: str, source: str, as_json: bool) -> None:
     """Add a role, from a shipped template (by default the one of its name, if any)."""
     from supervisor.queue import roles as roles_store
 
-    roles_store.add(open_store(ctx), name, source)
+    role = roles_store.add(open_store(ctx), name, source)
+    if as_json:
+        emit_json(role.to_dict())
+        return
     click.echo(f"role {name} added" + (f" from {source}" if source else ""))
 
 
 @roles.command("set")
 @click.argument("name")
 @click.argument("pairs", nargs=-1, required=True, metavar="KEY=VALUE...")
+@click.option("--json", "as_json", is_flag=True, help="The role changed, as JSON.")
 @click.pass_context
-def roles_set(ctx: click.Context, name: str, pairs: tuple[str, ...]) -> None:
+def roles_set(ctx: click.Context, name: str, pairs: tuple[str, ...], as_json: bool) -> None:
     """Change a role's settings in one commit, e.g. `fleet roles set reviewer model=opus`."""
     from supervisor.queue import roles as roles_store
 
-    roles_store.set_values(open_store(ctx), name, list(pairs))
+    role = roles_store.set_values(open_store(ctx), name, list(pairs))
+    if as_json:
+        emit_json(role.to_dict())
+        return
     click.echo(f"role {name} updated: " + ", ".join(pairs))
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
 import click
 
+from supervisor.cli.ids import TASK_ID
 from supervisor.cli.main import color, emit_json, open_store, table
-from supervisor.errors import BadInput
 
 
 @click.group()
@@ -19,14 +18,15 @@ def supervisor() -> None:
 
 @supervisor.command()
 @click.option("--foreground", is_flag=True, help="Run in this terminal instead of the background.")
+@click.option("--json", "as_json", is_flag=True, help="Its pid and log as JSON.")
 @click.pass_context
-def start(ctx: click.Context, foreground: bool) -> None:
+def start(ctx: click.Context, foreground: bool, as_json: bool) -> None:
     """Start the supervisor (one per home per host)."""
     from supervisor.run import daemon as service
 
     store = open_store(ctx)
     if foreground:
-        _loop(store, "foreground")
+        _loop(store, "foreground", as_json=as_json)
         return
     if (info := service.running(store)) is not None:
         raise service.AlreadyRunning(
@@ -34,6 +34,9 @@ def start(ctx: click.Context, foreground: bool) -> None:
             hint="`fleet supervisor status` shows it; `fleet supervisor stop` stops it",
         )
     pid = service.spawn_daemon(store)
+    if as_json:
+        emit_json({"started": True, "pid": pid, "log": str(service.log_path(store))})
+        return
     click.echo(f"supervisor started (pid {pid}); log: {service.log_path(store)}")
 
 
@@ -42,25 +45,33 @@ def start(ctx: click.Context, foreground: bool) -> None:
     "--now", is_flag=True, help="Stop the running agents too (their tasks go back to open)."
 )
 @click.option("--timeout", type=float, default=630.0, show_default=True, help="Seconds to wait.")
+@click.option("--json", "as_json", is_flag=True, help="What was stopped, as JSON.")
 @click.pass_context
-def stop(ctx: click.Context, now: bool, timeout: float) -> None:
-    """Stop claiming and let running agents finish (or stop them with --now)."""
+def stop(ctx: click.Context, now: bool, timeout: float, as_json: bool) -> None:
+    """Stop claiming and let running agents finish (or stop them with --now); while it waits,
+    it says for which agents."""
+    from supervisor.cli import supervising
     from supervisor.run import daemon as service
 
-    info = service.signal_stop(open_store(ctx), now, timeout)
+    store = open_store(ctx)
+    waiter = supervising.stop_waiter(store, timeout, quiet=as_json)
+    info = service.signal_stop(store, now, timeout, waiter)
+    if as_json:
+        emit_json({"was_running": info is not None, "pid": info.pid if info else None})
+        return
     click.echo(
         "no supervisor is running" if info is None else f"supervisor (pid {info.pid}) stopped"
     )
 
 
 @supervisor.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The state and the counts as JSON.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Is a supervisor running: pid, uptime, running and queued counts, paused."""
     import psutil
 
-    from supervisor.cli import views
+    from supervisor.cli import supervising, views
     from supervisor.queue import configure
     from supervisor.run import daemon as service
 
@@ -76,6 +87,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
         "blocked": sum(1 for r in rows if r["status"] == "blocked"),
         "paused": configure.current(store).paused,
         "home": str(store.home),
+        **supervising.state(store, info),
     }
     if info and psutil.pid_exists(info.pid):
         proc = psutil.Process(info.pid)
@@ -85,6 +97,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
         return
     if info is None:
         click.echo(f"supervisor: not running ({store.home})")
+    elif data["state"] == "stopping":
+        click.echo(
+            f"supervisor: stopping ({data['stopping_how']}, for {_duration(data['stopping_since'])}"
+            f"), pid {info.pid}; waiting for: {', '.join(data['waiting_for']) or 'nothing'}"
+        )
     else:
         click.echo(f"supervisor: running, pid {info.pid}, up {_duration(data['uptime_seconds'])}")
     paused = " (paused: claiming nothing new)" if data["paused"] else ""
@@ -103,32 +120,36 @@ def _ready_ids(store: Any) -> list[str]:
     "--until-idle", is_flag=True, help="Work until nothing is ready or running, then exit 0."
 )
 @click.option("--daemon", is_flag=True, hidden=True)
+@click.option("--json", "as_json", is_flag=True, help="What it ran, as JSON.")
 @click.pass_context
-def run_cmd(ctx: click.Context, once: bool, until_idle: bool, daemon: bool) -> None:
-    """Run the supervisor in this process (for scripts and CI)."""
+def run_cmd(ctx: click.Context, once: bool, until_idle: bool, daemon: bool, as_json: bool) -> None:
+    """Run the supervisor in this process (for scripts and CI); ends saying what it ran."""
     mode = "once" if once else "until-idle" if until_idle else "daemon" if daemon else "foreground"
-    _loop(open_store(ctx), mode, once=once, until_idle=until_idle)
+    _loop(open_store(ctx), mode, once=once, until_idle=until_idle, as_json=as_json)
 
 
-def _loop(store: Any, mode: str, once: bool = False, until_idle: bool = False) -> None:
+def _loop(
+    store: Any, mode: str, once: bool = False, until_idle: bool = False, as_json: bool = False
+) -> None:
+    from supervisor.cli import supervising
     from supervisor.run import daemon as service
 
     lock = service.acquire(store, mode)
-    progress = _progress if (sys.stderr.isatty() and until_idle) else None
+    progress = supervising.is_tty() and until_idle and not as_json
+    runlog = supervising.RunLog(progress)
     try:
-        loop = service.Loop(store, progress)
+        loop = service.Loop(store, runlog)
         loop.install_signals()
         report = loop.run(until_idle=until_idle, once=once)
     finally:
         lock.release()
     if progress:
         click.echo("", err=True)
-    if once or until_idle:
-        click.echo(f"running {report.running}, waiting {report.waiting}")
-
-
-def _progress(report: Any) -> None:
-    click.echo(f"\rrunning {report.running}  waiting {report.waiting}   ", nl=False, err=True)
+    summary = runlog.summary(store, report)
+    if as_json:
+        emit_json(summary)
+    elif once or until_idle or mode == "foreground":
+        click.echo(supervising.summary_line(summary))
 
 
 # -- fleet tasks ---------------------------------------------------------------------------------
@@ -222,198 +243,24 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-# -- fleet task ID ... ---------------------------------------------------------------------------
-
-
-@click.group(invoke_without_command=True)
-@click.argument("task_id")
-@click.pass_context
-def task(ctx: click.Context, task_id: str) -> None:
-    """One agent in depth: `fleet task ID log|plan|knowledge|result|usage|attempts|gate`."""
-    from supervisor.model import check_id
-
-    ctx.obj = check_id(task_id)
-    if ctx.invoked_subcommand is None:  # an overview: status, role, reviews, approvals
-        from supervisor.cli.gate import overview
-
-        overview(ctx)
-
-
-def _attempt_opt(f: Any) -> Any:
-    return click.option(
-        "--attempt", "n", type=click.IntRange(min=1), help="Which attempt (default: the last)."
-    )(f)
-
-
-@task.command("log")
-@_attempt_opt
-@click.option("--raw", is_flag=True, help="The output exactly as the agent printed it.")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing while the attempt runs.")
-@click.pass_context
-def task_log(ctx: click.Context, n: int | None, raw: bool, follow: bool) -> None:
-    """The attempt's log, rendered for people (--raw: as printed)."""
-    task_id = ctx.obj
-    from supervisor.cli import views
-
-    store = open_store(ctx)
-    found = store.get(task_id)
-    n = views.attempt_number(found, n)
-    name = "output.log" if raw else "log.txt"
-    path = views.live_path(store, found, n, name)
-    if follow and path is not None:
-        _follow(store, task_id, n, path)
-        return
-    data = views.artifact(store, found, n, name)
-    click.echo((data or b"").decode(errors="replace"), nl=False)
-
-
-def _follow(store: Any, task_id: str, n: int, path: Any) -> None:
-    offset = 0
-    while True:
-        try:
-            with open(path, "rb") as fh:
-                fh.seek(offset)
-                chunk = fh.read()
-        except FileNotFoundError:
-            chunk = b""
-        if chunk:
-            offset += len(chunk)
-            click.echo(chunk.decode(errors="replace"), nl=False)
-        elif (store.get(task_id).run or {}).get("attempt") != n:
-            return
-        else:
-            time.sleep(0.2)
-
-
-def _artifact_command(name: str, filename: str, doc: str) -> None:
-    @task.command(name, help=doc)
-    @_attempt_opt
-    @click.pass_context
-    def show(ctx: click.Context, n: int | None) -> None:
-        from supervisor.cli import views
-
-        task_id = ctx.obj
-        store = open_store(ctx)
-        found = store.get(task_id)
-        n = views.attempt_number(found, n)
-        data = views.artifact(store, found, n, filename)
-        if data is None:
-            raise BadInput(
-                f"attempt {n} of {task_id} has no {name} recorded", hint=f"fleet task {task_id} log"
-            )
-        click.echo(data.decode(errors="replace"), nl=False)
-
-
-_artifact_command("plan", "plan.md", "The plan the agent stated before acting.")
-_artifact_command("knowledge", "knowledge.md", "The exact context the agent was given.")
-_artifact_command("result", "result.json", "The result the agent wrote (JSON).")
-
-
-@task.command("usage")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-def task_usage(ctx: click.Context, as_json: bool) -> None:
-    """Tokens, cost and time of each attempt and in total."""
-    task_id = ctx.obj
-    from supervisor.cli import views
-
-    report = views.usage_report(open_store(ctx).get(task_id))
-    if as_json:
-        emit_json(report)
-        return
-    keys = [
-        "n",
-        "outcome",
-        "model",
-        "account",
-        "seconds",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "cost_usd",
-    ]
-    rows = [
-        [a.get(k, "") if a.get(k) is not None else "" for k in keys] for a in report["attempts"]
-    ]
-    total = report["total"]
-    rows.append(
-        [
-            "total",
-            "",
-            "",
-            "",
-            total["seconds"],
-            total["input_tokens"],
-            total["output_tokens"],
-            total["cache_read_tokens"],
-            total["cache_write_tokens"],
-            total["cost_usd"],
-        ]
-    )
-    click.echo(table(rows, [k.replace("_tokens", "").upper() for k in keys]))
-
-
-@task.command("attempts")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-def task_attempts(ctx: click.Context, as_json: bool) -> None:
-    """Every attempt: outcome, reason, exit code, times."""
-    task_id = ctx.obj
-    found = open_store(ctx).get(task_id)
-    if as_json:
-        emit_json(
-            found.attempts
-            + (
-                [{"n": found.run.get("attempt"), "outcome": "running", **found.run}]
-                if found.run
-                else []
-            )
-        )
-        return
-    rows = [
-        [
-            a.get("n"),
-            a.get("outcome"),
-            a.get("exit_code", ""),
-            a.get("started_at", "")[:19],
-            a.get("seconds", ""),
-            a.get("reason", ""),
-        ]
-        for a in found.attempts
-    ]
-    if found.run:
-        rows.append(
-            [
-                found.run.get("attempt"),
-                "running",
-                "",
-                str(found.run.get("started_at", ""))[:19],
-                "",
-                "",
-            ]
-        )
-    click.echo(
-        table(rows, ["N", "OUTCOME", "EXIT", "STARTED", "SECONDS", "REASON"])
-        if rows
-        else "no attempts yet"
-    )
-
-
 # -- control -------------------------------------------------------------------------------------
 
 
 @click.command()
-@click.argument("task_id")
+@click.argument("task_id", type=TASK_ID)
 @click.option(
     "--block", "block", default="", metavar="REASON", help="Block the task with this reason."
 )
+@click.option("--json", "as_json", is_flag=True, help="The task as JSON.")
 @click.pass_context
-def kill(ctx: click.Context, task_id: str, block: str) -> None:
+def kill(ctx: click.Context, task_id: str, block: str, as_json: bool) -> None:
     """Stop a task's running attempt, whole process tree; it goes back to open (or blocked)."""
     from supervisor.run.control import kill as kill_task
 
     found = kill_task(open_store(ctx), task_id, block)
+    if as_json:
+        emit_json(found.to_dict())
+        return
     click.echo(
         f"killed {task_id}; it is {found.status}"
         + (f": {found.status_reason}" if found.status == "blocked" else "")
@@ -421,42 +268,58 @@ def kill(ctx: click.Context, task_id: str, block: str) -> None:
 
 
 @click.command()
-@click.argument("task_id")
+@click.argument("task_id", type=TASK_ID)
+@click.option("--json", "as_json", is_flag=True, help="The task as JSON.")
 @click.pass_context
-def retry(ctx: click.Context, task_id: str) -> None:
+def retry(ctx: click.Context, task_id: str, as_json: bool) -> None:
     """Open a blocked or failed task again with a fresh set of attempts."""
     from supervisor.run.control import retry as retry_task
 
-    click.echo(f"{retry_task(open_store(ctx), task_id).id} is open again")
+    found = retry_task(open_store(ctx), task_id)
+    emit_json(found.to_dict()) if as_json else click.echo(f"{found.id} is open again")
 
 
 @click.command()
+@click.option("--json", "as_json", is_flag=True, help='`{"paused": true}`.')
 @click.pass_context
-def pause(ctx: click.Context) -> None:
+def pause(ctx: click.Context, as_json: bool) -> None:
     """Claim no new tasks; running agents go on."""
     from supervisor.run.control import set_paused
 
     set_paused(open_store(ctx), True)
+    if as_json:
+        emit_json({"paused": True})
+        return
     click.echo("paused: no new task will start (`fleet resume` to go on)")
 
 
 @click.command()
+@click.option("--json", "as_json", is_flag=True, help='`{"paused": false}`.')
 @click.pass_context
-def resume(ctx: click.Context) -> None:
+def resume(ctx: click.Context, as_json: bool) -> None:
     """Claim tasks again after `fleet pause`."""
     from supervisor.run.control import set_paused
 
     set_paused(open_store(ctx), False)
-    click.echo("resumed")
+    emit_json({"paused": False}) if as_json else click.echo("resumed")
 
 
 @click.command()
-def demo() -> None:
-    """Run the whole loop on a throwaway home: shell tasks, a retry, a handoff. No account."""
+@click.option("--json", "as_json", is_flag=True, help="Its home, repository and tasks as JSON.")
+@click.pass_context
+def demo(ctx: click.Context, as_json: bool) -> None:
+    """Run the whole loop on a throwaway home (or an empty --home): shell tasks, a retry, a
+    handoff. No account."""
     from supervisor.cli import demo as demo_mod
     from supervisor.cli import views
+    from supervisor.cli.demo_home import explore_hint, given_home
 
-    store, ids = demo_mod.run(click.echo)
+    home = given_home(ctx.find_root().obj)
+    if as_json:
+        store, ids = demo_mod.run(lambda line: None, home=home)
+        emit_json({"home": str(store.home), "tasks": ids})
+        return
+    store, ids = demo_mod.run(click.echo, home=home)
     click.echo("$ fleet tasks --all")
     click.echo(_tasks_table(views.rows(store, show_all=True)) + "\n")
     ship = store.get(ids["ship"])
@@ -468,14 +331,4 @@ def demo() -> None:
     click.echo((views.artifact(store, ship, 1, "log.txt") or b"").decode())
     click.echo(f"$ fleet task {ship.id} knowledge")
     click.echo((views.artifact(store, ship, 1, "knowledge.md") or b"").decode())
-    click.echo(f"Explore it: export FLEET_HOME={store.home}; fleet tasks --all; fleet log")
-
-
-# `fleet task ID gate`: its approval gate (supervisor.cli.gate)
-def _gate_command() -> None:
-    from supervisor.cli.gate import task_gate
-
-    task.add_command(task_gate, "gate")
-
-
-_gate_command()
+    click.echo(explore_hint(store.home, given=home is not None))

@@ -4,33 +4,41 @@ from __future__ import annotations
 
 import click
 
+from supervisor.cli.ids import LINKED_ID
 from supervisor.cli.main import emit_json, open_store, table
 
 
 @click.command()
 @click.option("--pipeline", default="", help="Install a preset of roles and rules: review.")
+@click.option("--json", "as_json", is_flag=True, help="The home (and what was installed) as JSON.")
 @click.pass_context
-def init(ctx: click.Context, pipeline: str) -> None:
+def init(ctx: click.Context, pipeline: str, as_json: bool) -> None:
     """Create the fleet home (every command also does this on first use)."""
     store = open_store(ctx)
-    click.echo(f"fleet home: {store.home}")
+    lines: list[str] = []
     if pipeline:  # roles, [[on]] rules and gates (supervisor.queue.pipelines)
         from supervisor.queue.pipelines import install
 
-        for line in install(store, pipeline):
-            click.echo(line)
+        lines = list(install(store, pipeline))
+    if as_json:
+        emit_json({"home": str(store.home), **({"installed": lines} if pipeline else {})})
+        return
+    click.echo(f"fleet home: {store.home}")
+    for line in lines:
+        click.echo(line)
 
 
 @click.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="The configuration as JSON.")
 @click.pass_context
-def config(ctx: click.Context) -> None:
+def config(ctx: click.Context, as_json: bool) -> None:
     """Show or change the configuration (config.toml in the store; every change is a commit)."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(config_show)
+        ctx.invoke(config_show, as_json=as_json)
 
 
 @config.command("show")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The configuration as JSON.")
 @click.pass_context
 def config_show(ctx: click.Context, as_json: bool) -> None:
     """The effective configuration, defaults included."""
@@ -46,67 +54,91 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
 
 @config.command("get")
 @click.argument("key")
+@click.option("--json", "as_json", is_flag=True, help="The key and its value as JSON.")
 @click.pass_context
-def config_get(ctx: click.Context, key: str) -> None:
+def config_get(ctx: click.Context, key: str, as_json: bool) -> None:
     """One value, e.g. `fleet config get max_concurrent`."""
     import json
 
     from supervisor import config as cfg
+    from supervisor.cli.configkeys import nearest_key
     from supervisor.queue import configure
 
-    value = cfg.get(configure.current(open_store(ctx)), key)
+    value = nearest_key(key, lambda: cfg.get(configure.current(open_store(ctx)), key))
+    if as_json:
+        emit_json({"key": key, "value": value})
+        return
     click.echo(value if isinstance(value, str) else json.dumps(value))
 
 
 @config.command("set")
 @click.argument("pairs", nargs=-1, required=True, metavar="KEY=VALUE...")
+@click.option("--json", "as_json", is_flag=True, help="The new configuration as JSON.")
 @click.pass_context
-def config_set(ctx: click.Context, pairs: tuple[str, ...]) -> None:
+def config_set(ctx: click.Context, pairs: tuple[str, ...], as_json: bool) -> None:
     """Change settings in one commit, e.g. `fleet config set max_concurrent=4`."""
+    from supervisor.cli.configkeys import nearest_key
     from supervisor.queue import configure
 
-    configure.set_values(open_store(ctx), list(pairs))
+    cfg = nearest_key(
+        pairs[0].partition("=")[0], lambda: configure.set_values(open_store(ctx), list(pairs))
+    )
+    if as_json:
+        emit_json(cfg.model_dump())
+        return
     click.echo("config updated: " + ", ".join(pairs))
 
 
 @config.command("load")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="The file loaded, as JSON.")
 @click.pass_context
-def config_load(ctx: click.Context, path: str) -> None:
+def config_load(ctx: click.Context, path: str, as_json: bool) -> None:
     """Replace config.toml with FILE (how [[on]] rules are written), if it is valid."""
     from pathlib import Path
 
     from supervisor.queue.pipelines import load_config
 
     load_config(open_store(ctx), Path(path).read_text())
+    if as_json:
+        emit_json({"loaded": path})
+        return
     click.echo(f"config loaded from {path}")
 
 
 @click.command()
 @click.option(
     "-n",
+    "--limit",
     "limit",
     type=click.IntRange(min=0),
     default=20,
     show_default=True,
-    help="How many entries (0: all).",
+    help="At most this many entries (0: all).",
 )
-@click.option("--task", "task_id", default="", help="Only what happened to this task.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--task", "task_id", default="", type=LINKED_ID, help="Only what happened to this task."
+)
+@click.option("--json", "as_json", is_flag=True, help="The entries as JSON.")
 @click.pass_context
 def log(ctx: click.Context, limit: int, task_id: str, as_json: bool) -> None:
-    """The audit trail: when, which actor, what happened, to which task."""
+    """The audit trail: when, which actor, what happened (and why an attempt failed), to which
+    task."""
+    from supervisor.cli.trail import explain
     from supervisor.store.history import entries
 
-    found = entries(open_store(ctx), limit, task_id)
+    store = open_store(ctx)
+    found = entries(store, limit, task_id)
+    told = explain(store, found)
     if as_json:
-        emit_json([e.to_dict() for e in found])
+        emit_json([{**e.to_dict(), "reasons": r} for e, (_, r) in zip(found, told, strict=True)])
         return
     if not found:
         click.echo("no history yet")
         return
     rows = [
-        [e.time[:19].replace("T", " "), e.actor, e.event, _tasks(e.tasks), e.summary] for e in found
+        [e.time[:19].replace("T", " "), e.actor, e.event, _tasks(e.tasks), text]
+        for e, (text, _) in zip(found, told, strict=True)
     ]
     click.echo(table(rows, ["WHEN (UTC)", "ACTOR", "EVENT", "TASK", "WHAT"]))
 

@@ -14,6 +14,7 @@ from supervisor.model import (
     BLOCKING_TYPES,
     DEP_TYPE_PATTERN,
     FLEET_STATUSES,
+    ISOLATIONS,
     KNOWN_DEP_TYPES,
     PARENT_TYPE,
     PREFIX_PATTERN,
@@ -58,6 +59,7 @@ class NewTask(Record):
         max_attempts: int | None = None,
         after_children: str = "",
         requires: str = "",  # approvals its work needs: "human,role:reviewer"
+        isolation: str = "",
     ) -> None:
         self.title = title
         self.description = description
@@ -81,6 +83,7 @@ class NewTask(Record):
         self.max_attempts = max_attempts
         self.after_children = after_children
         self.requires = requires
+        self.isolation = isolation
 
 
 def check_after_children(value: str) -> str:
@@ -180,6 +183,7 @@ def _checked(new: NewTask) -> _Checked:
         )
     check_limits(new.max_seconds, new.max_cost)
     check_after_children(new.after_children)
+    check_isolation(new.isolation)
     requires = [check_requirement(r.strip()) for r in new.requires.split(",") if r.strip()]
     cwd = resolve_cwd(new.cwd)
     wanted = [parse_dep(d) for d in new.deps if d.strip()]
@@ -228,6 +232,7 @@ def new_task(snap: Snapshot, new: NewTask, check: _Checked | None = None) -> Tas
         max_cost=new.max_cost,
         max_attempts=new.max_attempts,
         after_children=new.after_children,
+        isolation=new.isolation,
     )
 
 
@@ -251,7 +256,16 @@ UPDATABLE = (
     "max_cost",
     "max_attempts",
     "after_children",
+    "isolation",
 )
+
+
+def check_isolation(value: str | None) -> None:
+    if value and value not in ISOLATIONS:
+        raise BadInput(
+            f"isolation {value!r} is not valid",
+            hint=f"use one of {', '.join(ISOLATIONS)} (or leave it out: the configuration's)",
+        )
 
 
 def update(
@@ -271,6 +285,7 @@ def update(
         check_priority(int(fields["priority"]))
     check_limits(fields.get("max_seconds"), fields.get("max_cost"))
     check_after_children(str(fields.get("after_children") or ""))
+    check_isolation(fields.get("isolation"))
     if "status" in fields and fields["status"] not in FLEET_STATUSES:
         raise BadInput(
             f"status {fields['status']!r} is not valid",

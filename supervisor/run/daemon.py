@@ -21,6 +21,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from supervisor.errors import FleetError
+from supervisor.run import stopping
 from supervisor.run.process import OsProcesses
 from supervisor.run.supervisor import Supervisor, TickReport
 from supervisor.store.store import Store
@@ -163,10 +164,12 @@ class Loop:
             sup.stopping = "graceful"
             self.stop_deadline = time.time() + STOP_GRACE
             _say(f"stop requested: claiming nothing new; {len(sup.running)} agent(s) may finish")
+            stopping.mark(self.store, os.getpid(), "graceful")
         if sup.stopping == "graceful" and (
             self.stop_requested >= 2 or time.time() > self.stop_deadline
         ):
             _say(f"stopping {len(sup.running)} agent(s) now")
+            stopping.mark(self.store, os.getpid(), "now")
             sup.stop_all()
 
     def _wait(self, report: TickReport) -> None:
@@ -229,16 +232,27 @@ def spawn_daemon(store: Store) -> int:
     raise FleetError("the supervisor did not start within 15 s", hint=f"see {log}")
 
 
-def signal_stop(store: Store, now: bool, timeout: float) -> Info | None:
-    """Ask the running supervisor to stop and wait for it to go; None if none was running."""
+def signal_stop(
+    store: Store,
+    now: bool,
+    timeout: float,
+    waiting: Callable[[Info, float], None] | None = None,
+) -> Info | None:
+    """Ask the running supervisor to stop and wait for it to go; None if none was running.
+    `waiting(info, seconds waited)` is called about once a second while it has not gone."""
     info = running(store)
     if info is None:
         return None
+    stopping.mark(store, info.pid, "now" if now else "graceful")
     os.kill(info.pid, signal.SIGINT if now else signal.SIGTERM)
-    deadline = time.time() + timeout
+    start = time.time()
+    deadline, told = start + timeout, start
     while time.time() < deadline:
         if running(store) is None:
             return info
+        if waiting is not None and time.time() - told >= 1.0:
+            told = time.time()
+            waiting(info, told - start)
         time.sleep(0.05)
     raise FleetError(
         f"the supervisor (pid {info.pid}) is still stopping after {timeout:g} s",

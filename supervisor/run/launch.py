@@ -149,7 +149,7 @@ def _workdir(store: Store, config: Config, task: Task) -> Path:
     if cwd is None or not cwd.is_dir():
         hint = f"fleet bd update {task.id} --cwd DIR"
         raise SpawnError(f"the working directory {task.cwd or '(none)'} does not exist ({hint})")
-    if config.isolation == "worktree":
+    if (task.isolation or config.isolation) == "worktree":
         return worktree.prepare(cwd, task.id, store.home / "worktrees")
     return cwd
 

@@ -37,6 +37,7 @@ from supervisor.run.outcome import Ending, apply, read_result
 from supervisor.run.process import Handle, Processes, read_rc
 from supervisor.run.reactions import Reactor
 from supervisor.run.roleview import RoleView
+from supervisor.run.stderr_tail import with_stderr
 from supervisor.store.store import Snapshot, Store
 
 __all__ = ["Op", "Supervisor", "TickReport"]
@@ -317,7 +318,7 @@ class Supervisor:
         if attempt.handle is not None:
             self._stops.pop(attempt.handle.token, None)
             self._ended.append(attempt.handle)
-        ending = self._classify(attempt, code)
+        ending = with_stderr(self._classify(attempt, code), attempt.files.stderr)
         ended = self.store.cache.get(attempt.task_id)
         ending, fill = triage.on_end(ending, ended, self.config)
         if fill is None:

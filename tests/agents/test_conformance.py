@@ -176,7 +176,7 @@ def test_a_task_runs_to_the_end_through_the_real_cli(
         assert workdir == cwd
     assert want["input_tokens"] > 0
     assert {kind: attempt["usage"][kind] for kind in want} == want
-    raw = ok(fleet("task", task_id, "log", "--raw")).out
+    raw = json.loads(ok(fleet("task", task_id, "log", "--raw", "--json")).out)["log"]
     assert_cost(name, attempt, raw)
     assert_views(fleet, task_id, attempt, raw, home)
 

@@ -428,8 +428,8 @@ def test_task_views_after_a_run(quick: Store, work: Path, fleet: Any) -> None:
     assert table.splitlines()[0].split()[:3] == ["ID", "STATUS", "CODER"] and task_id in table
 
     log = fleet("task", task_id, "log").out
-    assert re.fullmatch(r"\d\d:\d\d:\d\d hello\n", log)
-    assert fleet("task", task_id, "log", "--raw").out == "hello\n"
+    assert re.fullmatch(r"\d\d:\d\d:\d\d hello\n--- stderr ---\nworld\n", log)
+    assert fleet("task", task_id, "log", "--raw").out == "hello\n--- stderr ---\nworld\n"
     knowledge = fleet("task", task_id, "knowledge").out
     assert knowledge.startswith(f"# Task {task_id}: Greet\n")
     assert "It says hello." in knowledge and RESULT_SHAPE in knowledge
@@ -491,7 +491,9 @@ def test_demo_runs_without_any_agent_cli(tmp_path: Path, monkeypatch: pytest.Mon
     header = next(line for line in out.splitlines() if line.startswith("ID "))
     assert header.split()[:2] == ["ID", "STATUS"]
     assert len(re.findall(r"^fl-\w+ +closed ", out, re.M)) == 5
-    assert re.search(r"^  #1 failure the command exited with 1$", out, re.M)
+    assert re.search(
+        r"^  #1 failure the command exited with 1: tests failed: flaky network$", out, re.M
+    )
     assert re.search(r"^\$ fleet task fl-\w+ log$", out, re.M)
     assert re.search(r"^\d\d:\d\d:\d\d each task worked on its own branch:$", out, re.M)
     assert re.search(r"^\$ fleet task fl-\w+ knowledge\n# Task fl-\w+: Ship it$", out, re.M)

@@ -56,7 +56,7 @@ def test_entries_say_when_who_what_and_which_task(
         (me, "created", f"create {a}: Write the parser", [a]),
     ]
     assert [e["commit"] for e in entries] == commits(home)
-    assert set(entries[0]) == {"commit", "time", "actor", "event", "summary", "tasks"}
+    assert set(entries[0]) == {"commit", "time", "actor", "event", "summary", "tasks", "reasons"}
     for entry in entries:
         stamp = int(git(home, "log", "-1", "--format=%ct", entry["commit"]))
         assert parse_time(entry["time"]) == stamp
