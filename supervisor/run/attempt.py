@@ -51,9 +51,23 @@ class LiveFiles:
     def handle(self) -> Path:
         return self.root / "handle.json"
 
+    @property
+    def status(self) -> Path:
+        return self.root / "status.json"  # the running attempt's newest figures
+
+
+def live_dir(home: Path, task_id: str) -> Path:
+    """Where the live files of a task's attempts are: `$FLEET_HOME/live/<task>/`."""
+    return home / "live" / task_id
+
 
 def live_files(home: Path, task_id: str, n: int) -> LiveFiles:
-    return LiveFiles(home / "live" / task_id / str(n))
+    return LiveFiles(live_dir(home, task_id) / str(n))
+
+
+def waiting_path(home: Path) -> Path:
+    """Why the running supervisor left ready tasks waiting, by task id (JSON)."""
+    return home / "live" / "waiting.json"
 
 
 def run_dir(task_id: str, n: int) -> str:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from supervisor import accounts, budgets
+from supervisor import accounts, budgets, lifecycle
 from supervisor.config import Config
-from supervisor.model import Task, iso
+from supervisor.model import Run, Task, iso
 from supervisor.run.attempt import Attempt
 from supervisor.run.ops import Op
 from supervisor.run.process import new_token
@@ -132,24 +132,20 @@ def unavailable(name: str, fleet: Fleet, per_account: Mapping[str, int]) -> str:
 def claim_op(pick: Pick, actor: str, host: str, pid: int, now: float) -> Op:
     """Flip the task from open to in_progress for this supervisor: the exactly-once claim."""
     task = pick.task
-    run = {
-        "attempt": len(task.attempts) + 1,
-        "actor": actor,
-        "host": host,
-        "supervisor_pid": pid,
-        "coder": pick.coder,
-        "model": pick.model,
-        "account": pick.account,
-        "claimed_at": iso(now),
-        "started_at": iso(now),
-        "token": new_token(),  # known before the agent starts, so it can always be found
-    }
+    run = Run(
+        lifecycle.next_attempt(task),
+        actor=actor,
+        host=host,
+        supervisor_pid=pid,
+        coder=pick.coder,
+        model=pick.model,
+        account=pick.account,
+        claimed_at=iso(now),
+        started_at=iso(now),
+        token=new_token(),  # known before the agent starts, so it can always be found
+    )
 
     def change(fresh: Task) -> bool:
-        if fresh.status != "open" or fresh.run is not None:
-            return False  # someone else has it, or it changed: not ours
-        fresh.status, fresh.assignee, fresh.run = "in_progress", actor, dict(run)
-        fresh.status_reason, fresh.updated_at = "", iso(now)
-        return True
+        return lifecycle.claim(fresh, Run.from_dict(run.to_dict()), now)
 
     return Op(task.id, "claimed", change)

@@ -46,10 +46,11 @@ class Prepared:
 
 def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
     """All a claimed attempt needs before its agent starts; LaunchError when it cannot start."""
-    run = task.run or {}
-    n = int(run["attempt"])
+    run = task.run
+    assert run is not None, "prepare() takes a claimed task"
+    n = run.attempt
     files = live_files(store.home, task.id, n)
-    coder_name = str(run["coder"])
+    coder_name = run.coder
     try:
         coder = coders.get(coder_name)
     except KeyError:
@@ -57,7 +58,7 @@ def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
             f"unknown coder {coder_name!r} (known: {', '.join(coders.names())})"
         ) from None
     attempt = Attempt(task.id, n, coder, coder.parser(), files, now, checkpoint_at=now)
-    attempt.model, attempt.account = str(run.get("model") or ""), str(run.get("account") or "")
+    attempt.model, attempt.account = run.model, run.account
     try:
         workdir = _workdir(store, config, task)
         attempt.workdir = str(workdir)
@@ -78,7 +79,7 @@ def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
         "TMPDIR": str(files.root / "tmp"),
         **spec.account_env,
         **command.env,
-        TOKEN_ENV: str(run.get("token") or new_token()),
+        TOKEN_ENV: run.token or new_token(),
     }
     for name in command.unset_env:
         env.pop(name, None)

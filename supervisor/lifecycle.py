@@ -1,0 +1,366 @@
+"""The task lifecycle: every change of a task's status, in one place.
+
+This module is the only writer of `Task.status` and of the fields that go with it
+(`status_reason`, `not_before`, `closed_at`, `close_reason`, the attempt records, `retry_base`
+and the `run` record's claim and stop). Each function takes a task as read from the store,
+changes it (or raises BadInput saying why it may not), and returns whether anything changed; the
+caller commits it. docs/states.md is the table of these rules; tests/unit/test_lifecycle.py
+checks the table against this module.
+
+Pure: no I/O, no clock (`now` is passed in), no layer imported.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from coders.base import Outcome
+from supervisor.errors import BadInput
+from supervisor.model import FLEET_STATUSES, Run, Stop, Task, iso
+
+RESULT_STATUSES = ("done", "partial", "blocked")
+# Outcomes that are not the task's fault: retried without using up an attempt.
+NOT_COUNTED = frozenset({Outcome.RATE_LIMITED, Outcome.OVERLOADED, Outcome.KILLED})
+# Outcomes that block the task at once: they do not use up an attempt either.
+BLOCKING = frozenset({Outcome.OVER_BUDGET, Outcome.SETUP_ERROR})
+STOP_THEN = ("hold", "requeue", "block", "cancel")
+HELD = "held: "  # how a held task's status_reason begins
+CANCELLED = "cancelled"  # how a cancelled task's close_reason begins
+SET_BY_PEOPLE = ("open", "blocked", "deferred", "closed")  # `bd update --status` may set these
+
+
+@dataclass
+class AgentResult:
+    """What the agent wrote in its result file."""
+
+    status: str
+    summary: str = ""
+    open_questions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Ending:
+    """An attempt's end, as the supervisor records it on the task."""
+
+    outcome: Outcome
+    reason: str = ""
+    result: AgentResult | None = None
+    resets_at: float | None = None
+    block_reason: str = ""  # for KILLED / OVER_BUDGET / SETUP_ERROR: block the task with this
+    cancel: bool = False  # KILLED by `fleet cancel`: close the task as not done
+    other_account: str = ""  # RATE_LIMITED with another account free: no wait (names the old one)
+
+
+@dataclass
+class Policy:
+    """The retry rules of the configuration."""
+
+    max_attempts: int = 3
+    backoff_seconds: float = 0.0
+    backoff_max_seconds: float = 0.0
+    rng: random.Random = field(default_factory=random.Random)
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def current(task: Task, n: int) -> Run | None:
+    """The task's run record if attempt n is the one running, else None (it ended, or another
+    attempt runs now): every change an attempt makes to its task is guarded by this."""
+    run = task.run
+    return run if run is not None and run.attempt == n else None
+
+
+def counts(ending: Ending) -> bool:
+    """Does this end use up one of the task's `max_attempts`?"""
+    if ending.outcome in NOT_COUNTED or ending.outcome in BLOCKING or ending.block_reason:
+        return False
+    if ending.outcome == Outcome.SUCCESS:
+        return ending.result is not None and ending.result.status == "partial"
+    return True
+
+
+def counted_failures(task: Task) -> int:
+    return sum(1 for a in task.attempts[task.retry_base :] if a.get("counted"))
+
+
+def held(task: Task) -> bool:
+    return task.status == "blocked" and task.status_reason.startswith(HELD)
+
+
+def cancelled(task: Task) -> bool:
+    return task.status == "closed" and task.close_reason.startswith(CANCELLED)
+
+
+def backoff(failures: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with jitter: base * 2^(failures-1), capped, times 0.5..1."""
+    delay: float = min(cap, base * 2.0 ** max(0, failures - 1))
+    return delay * rng.uniform(0.5, 1.0)
+
+
+# -- the supervisor's transitions ------------------------------------------------------------------
+
+
+def claim(task: Task, run: Run, now: float) -> bool:
+    """open -> in_progress for the supervisor named in `run`: the exactly-once claim."""
+    if task.status != "open" or task.run is not None:
+        return False  # someone else has it, or it changed: not ours
+    task.status, task.assignee, task.run = "in_progress", run.actor, run
+    task.status_reason, task.updated_at = "", iso(now)
+    return True
+
+
+def next_attempt(task: Task) -> int:
+    return len(task.attempts) + 1
+
+
+def adopt(task: Task, n: int, actor: str, pid: int) -> bool:
+    """Another supervisor of this host takes over attempt n (its own died)."""
+    run = current(task, n)
+    if run is None:
+        return False
+    run.actor, run.supervisor_pid, task.assignee = actor, pid, actor
+    return True
+
+
+def note(task: Task, n: int, change: Callable[[Run], None]) -> bool:
+    """Change attempt n's run record (its live figures); False if n no longer runs."""
+    run = current(task, n)
+    if run is None:
+        return False
+    change(run)
+    return True
+
+
+def end(
+    task: Task, n: int, ending: Ending, record: dict[str, Any], now: float, policy: Policy
+) -> bool:
+    """Record attempt n's end on the task and move the task to its next status."""
+    if current(task, n) is None:
+        return False
+    outcome = ending.outcome
+    record["counted"] = counts(ending)
+    task.attempts.append(record)
+    task.run = None
+    task.updated_at = iso(now)
+    task.not_before = ""
+    task.assignee = ""
+    result = ending.result
+    if outcome == Outcome.SUCCESS and (result is None or result.status == "done"):
+        _close(task, (result.summary if result else "") or "done", now)
+    elif outcome == Outcome.SUCCESS and result is not None and result.status == "blocked":
+        _block(task, f"the agent is blocked: {result.summary or 'no reason given'}")
+    elif ending.cancel:
+        _close(task, ending.block_reason or CANCELLED, now)
+    elif ending.block_reason or outcome == Outcome.SETUP_ERROR:
+        _block(task, ending.block_reason or f"setup error: {ending.reason}")
+    elif outcome == Outcome.KILLED:
+        _open(task, ending.reason or "stopped")
+    elif outcome in NOT_COUNTED:
+        _wait(task, ending, now, policy)
+    else:
+        _failed(task, ending, record, now, policy)
+    return True
+
+
+def _wait(task: Task, ending: Ending, now: float, policy: Policy) -> None:
+    """Rate-limited or overloaded: open again after the reset (or a backoff), or at once on
+    another account when the limit was the account's and another can take the task."""
+    if ending.outcome == Outcome.RATE_LIMITED and ending.other_account and not task.account:
+        _open(
+            task,
+            f"rate_limited on account {ending.other_account}: {ending.reason};"
+            " moves to another account",
+        )
+        return
+    if ending.resets_at:
+        wait = ending.resets_at - now
+    else:
+        streak = _streak(task, ending.outcome)
+        wait = backoff(streak, policy.backoff_seconds, policy.backoff_max_seconds, policy.rng)
+    task.not_before = iso(now + max(wait, 0.0))
+    _open(task, f"{ending.outcome.value}: {ending.reason}; waits until {task.not_before}")
+
+
+def _failed(task: Task, ending: Ending, record: dict[str, Any], now: float, policy: Policy) -> None:
+    failures = counted_failures(task)
+    limit = task.max_attempts or policy.max_attempts
+    what = f"{ending.outcome.value}: {ending.reason}"
+    if failures >= limit:
+        _block(task, f"failed {failures} attempts; the last: {what}")
+        return
+    delay = backoff(failures, policy.backoff_seconds, policy.backoff_max_seconds, policy.rng)
+    task.not_before = iso(now + delay)
+    _open(task, f"attempt {record['n']} {what}; retry after {task.not_before}")
+
+
+# -- people's transitions --------------------------------------------------------------------------
+
+
+def request_stop(task: Task, by: str, then: str, reason: str, now: float) -> bool:
+    """Ask the supervisor to stop the running attempt; the attempt's end applies `then`."""
+    if then not in STOP_THEN:
+        raise ValueError(f"unknown stop {then!r}")
+    _refuse_unless_running(task)
+    assert task.run is not None
+    task.run.stop = Stop(by, iso(now), then, reason)
+    return True
+
+
+def stopped(stop: Stop | None) -> Ending:
+    """How an attempt stopped on request ends (None: the supervisor stopped it)."""
+    if stop is None:
+        return Ending(Outcome.KILLED, "stopped with the supervisor")
+    why = f"killed by {stop.by}"
+    if stop.then == "hold":
+        return Ending(Outcome.KILLED, why, block_reason=f"{HELD}stopped by {stop.by}")
+    if stop.then == "block":
+        return Ending(Outcome.KILLED, why, block_reason=stop.reason or f"blocked by {stop.by}")
+    if stop.then == "cancel":
+        return Ending(Outcome.KILLED, why, block_reason=_cancel_reason(stop.reason), cancel=True)
+    return Ending(Outcome.KILLED, why)
+
+
+def close(task: Task, reason: str, now: float) -> bool:
+    """`bd close`: done (a task that runs is refused: stop it first)."""
+    _refuse_if_running(task)
+    if task.status == "closed":
+        return False
+    _close(task, reason, now)
+    return True
+
+
+def cancel(task: Task, reason: str, now: float) -> bool:
+    """`fleet cancel` of a task that does not run: closed as not done."""
+    _refuse_if_running(task)
+    if task.status == "closed":
+        raise BadInput(
+            f"task {task.id} is closed already ({task.close_reason or 'done'})",
+            hint=f"`fleet retry {task.id} --force` to run it again",
+        )
+    _close(task, _cancel_reason(reason), now)
+    return True
+
+
+def reopen(task: Task, now: float) -> bool:
+    """`bd reopen`: open again, keeping its attempts (those used still count)."""
+    _refuse_if_running(task)
+    if task.status == "open":
+        return False
+    _open(task, "")
+    task.updated_at = iso(now)
+    return True
+
+
+def retry(task: Task, now: float, force: bool = False) -> bool:
+    """`fleet retry`: open again, now, with a fresh set of attempts."""
+    _refuse_if_running(task)
+    if task.status == "closed" and not cancelled(task) and not force:
+        raise BadInput(
+            f"task {task.id} is closed: {task.close_reason or 'done'}",
+            hint=f"`fleet retry {task.id} --force` runs it again anyway",
+        )
+    _open(task, "")
+    task.retry_base = len(task.attempts)
+    task.updated_at = iso(now)
+    return True
+
+
+def resume(task: Task, now: float) -> bool:
+    """`fleet resume ID`: a held task (stopped by `fleet kill`) opens again, its attempts kept."""
+    if not held(task):
+        raise BadInput(
+            f"task {task.id} is not held (status {task.status})",
+            hint=f"`fleet retry {task.id}` opens a blocked or closed task again",
+        )
+    _open(task, "")
+    task.updated_at = iso(now)
+    return True
+
+
+def set_status(task: Task, status: str, actor: str, reason: str, now: float) -> bool:
+    """`bd update --status`: a person sets open, blocked, deferred or closed by hand."""
+    check_status(status)
+    if status == task.status and not (status == "blocked" and reason):
+        return False
+    _refuse_if_running(task)
+    if status == "closed":
+        _close(task, task.close_reason if task.status == "closed" else reason, now)
+    elif status == "blocked":
+        _block(task, reason or f"blocked by {actor}")
+        task.closed_at = task.close_reason = ""
+    else:
+        _open(task, "")
+        task.status = status
+    task.updated_at = iso(now)
+    return True
+
+
+def check_status(status: str) -> None:
+    """Refuse a status a person may not set (BadInput saying which ones they may)."""
+    if status not in FLEET_STATUSES:
+        raise BadInput(
+            f"status {status!r} is not valid", hint=f"use one of {', '.join(SET_BY_PEOPLE)}"
+        )
+    if status == "in_progress":
+        raise BadInput(
+            "only a supervisor sets a task in_progress (it claims the task and starts its agent)",
+            hint="leave it open: a running supervisor claims it (`fleet supervisor start`)",
+        )
+
+
+# -- the moves themselves -------------------------------------------------------------------------
+
+
+def _close(task: Task, reason: str, now: float) -> None:
+    task.status, task.closed_at, task.close_reason = "closed", iso(now), reason
+    task.status_reason, task.not_before, task.assignee = "", "", ""
+
+
+def _open(task: Task, why: str) -> None:
+    task.status, task.closed_at, task.close_reason = "open", "", ""
+    task.status_reason, task.assignee = why, ""
+    if not why:
+        task.not_before = ""
+
+
+def _block(task: Task, reason: str) -> None:
+    task.status, task.assignee, task.status_reason, task.not_before = "blocked", "", reason, ""
+
+
+def _cancel_reason(reason: str) -> str:
+    return f"{CANCELLED}: {reason}" if reason else CANCELLED
+
+
+def _refuse_unless_running(task: Task) -> None:
+    if task.run is None or task.status != "in_progress":
+        raise BadInput(
+            f"task {task.id} is not running (status {task.status})",
+            hint=f"see it with `fleet bd show {task.id}`",
+        )
+
+
+def _refuse_if_running(task: Task) -> None:
+    if task.run is not None:
+        raise BadInput(
+            f"task {task.id} is running (attempt {task.run.attempt})",
+            hint=f"stop it first with `fleet kill {task.id}`",
+        )
+
+
+def _streak(task: Task, outcome: Outcome) -> int:
+    count = 0
+    for attempt in reversed(task.attempts):
+        if attempt.get("outcome") != outcome.value:
+            break
+        count += 1
+    return count
+
+
+def describe(task: Task) -> str:
+    """The task's status and why, in a few words (for messages)."""
+    why = task.status_reason or (task.close_reason if task.status == "closed" else "")
+    return f"{task.status}: {why}" if why else task.status
