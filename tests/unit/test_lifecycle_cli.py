@@ -124,7 +124,7 @@ def test_kill_of_a_task_that_does_not_run_is_refused(fleet: Fleet, home: Path) -
     assert "contradict" in result.err
 
 
-# -- a store written by an earlier fleet ------------------------------------------------------------
+# -- a store written by an earlier fleet ---------------------------------------------------------
 
 
 def test_a_running_task_written_by_an_earlier_fleet_reads_and_writes_back() -> None:
