@@ -208,3 +208,13 @@ def has_ceilings(config: Any) -> bool:
         or config.daily_max_tokens
         or any(a.daily_max_cost or a.daily_max_tokens for a in config.accounts.values())
     )
+
+
+def overrun(config: Any, limits: Limits, started_at: float, idle_since: float, now: float) -> str:
+    """`timed_out: ...` past the configured run time (when the task sets no `max_seconds`
+    budget of its own), `stalled: ...` after `stall_seconds` without output, else ""."""
+    if not limits.max_seconds and now - started_at > config.max_seconds:
+        return f"timed_out: ran longer than {config.max_seconds:g} s"
+    if now - idle_since > config.stall_seconds:
+        return f"stalled: no output for {config.stall_seconds:g} s"
+    return ""

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import coders
+from coders.base import Outcome
 from supervisor import lifecycle
+from supervisor.lifecycle import Ending
 from supervisor.model import Task, iso, parse_time
 from supervisor.run.attempt import Attempt, live_files
 from supervisor.run.ending import load_json
 from supervisor.run.ops import Op
-from supervisor.run.process import Handle
+from supervisor.run.process import Handle, Processes, read_rc
 from supervisor.store.store import Store
 
 
@@ -57,5 +59,19 @@ def adopted_op(attempt: Attempt, actor: str, pid: int) -> Op:
     return Op(attempt.task_id, "adopted", change)
 
 
-UNSTARTED = "the supervisor died before the agent started"
-STOPPED_AT_START = "the supervisor died as the agent started; the agent was stopped"
+def unrecorded(processes: Processes, attempt: Attempt, token: str) -> int | Ending:
+    """An attempt whose agent's handle was never recorded: its supervisor died at the spawn.
+
+    The agent may not exist, may still run (it is stopped: it cannot be watched without its
+    handle), or may have ended already (its wrapper wrote the exit code: returned, to be
+    recorded as any other end).
+    """
+    stopped = processes.sweep(token) if token else 0
+    code = read_rc(attempt.files.rc)
+    if code is not None:
+        return code
+    if stopped:
+        return Ending(
+            Outcome.KILLED, "the supervisor died as the agent started; the agent was stopped"
+        )
+    return Ending(Outcome.KILLED, "the supervisor died before the agent started")

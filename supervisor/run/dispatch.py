@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from supervisor import accounts, budgets, lifecycle
 from supervisor.config import Config
@@ -18,7 +19,7 @@ from supervisor.model import Run, Task, iso
 from supervisor.run.attempt import Attempt
 from supervisor.run.ops import Op
 from supervisor.run.process import new_token
-from supervisor.store.store import Snapshot
+from supervisor.store.store import Snapshot, Store
 
 
 @dataclass
@@ -149,3 +150,16 @@ def claim_op(pick: Pick, actor: str, host: str, pid: int, now: float) -> Op:
         return lifecycle.claim(fresh, Run.from_dict(run.to_dict()), now)
 
     return Op(task.id, "claimed", change)
+
+
+def today(
+    store: Store, config: Config, running: Mapping[str, Attempt], spent: list[Any], now: float
+) -> budgets.Day | None:
+    """What today's attempts used, by account, when a daily ceiling is set (else None): the
+    ended ones from the store, the running ones, and `spent` (those ended in this tick)."""
+    if not budgets.has_ceilings(config):
+        return None
+    prices = config.prices
+    live = [(a.account, a.usage, budgets.cost(a.usage, prices)) for a in running.values()]
+    tasks = [Task.from_dict(b) for b in store.cache.updated_since(budgets.day_start(now))]
+    return budgets.today(tasks, live + spent, now)

@@ -16,6 +16,23 @@ from supervisor.run.ops import Op
 from supervisor.run.outcome import read_result
 
 
+def note_side_limit(attempt: Attempt) -> None:
+    """The highest early warning the coder's side files report (read once the agent ended)."""
+    if attempt.spec is None:
+        return
+    side = attempt.coder.side_events(attempt.spec, attempt.parser.session_id)
+    limits = [e.limit for e in side if e.limit and e.limit.utilization is not None]
+    attempt.limit = max(limits, key=lambda lim: lim.utilization or 0.0, default=attempt.limit)
+
+
+def write_status(attempt: Attempt, now: float, prices: Any) -> None:
+    """The running attempt's newest figures, for `fleet tasks` (its live status file)."""
+    attempt.status_lines, attempt.status_at = attempt.lines, now
+    summary = attempt.summary()
+    summary["usage"]["cost_usd"] = budgets.cost(attempt.usage, prices)
+    write_json(attempt.files.status, summary)
+
+
 def classify(attempt: Attempt, code: int, stop: Stop | None) -> Ending:
     """The outcome of an attempt whose process exited with `code`. `stop`: the person's stop
     request, when the supervisor stopped it for one (`attempt.stop` starts with "killed")."""

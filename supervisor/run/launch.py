@@ -86,6 +86,14 @@ def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
     return Prepared(attempt, prompt, command, env)
 
 
+def try_prepare(store: Store, config: Config, task: Task, now: float) -> Prepared | LaunchError:
+    """`prepare`, or why the attempt cannot start."""
+    try:
+        return prepare(store, config, task, now)
+    except LaunchError as exc:
+        return exc
+
+
 def start_all(
     processes: Processes, prepared: list[Prepared | LaunchError]
 ) -> list[Attempt | LaunchError]:

@@ -17,18 +17,19 @@ import random
 import socket
 
 from coders.base import Outcome, Usage
-from supervisor import accounts, budgets
+from supervisor import budgets
 from supervisor import config as config_mod
 from supervisor.config import Config
 from supervisor.errors import FleetError
 from supervisor.lifecycle import Ending, Policy
 from supervisor.model import Task
 from supervisor.run import adopt, ending
+from supervisor.run.accounting import Book
 from supervisor.run.attempt import Attempt, live_dir, waiting_path
-from supervisor.run.dispatch import Fleet, Pick, choose, claim_op
-from supervisor.run.launch import LaunchError, Prepared, prepare, start_all
-from supervisor.run.ops import Op, TickReport, commit
-from supervisor.run.process import Processes, read_rc
+from supervisor.run.dispatch import Fleet, Pick, choose, claim_op, today
+from supervisor.run.launch import LaunchError, start_all, try_prepare
+from supervisor.run.ops import Op, Parsed, TickReport, commit
+from supervisor.run.process import Processes
 from supervisor.run.stops import Stops
 from supervisor.store.store import Snapshot, Store
 
@@ -59,14 +60,13 @@ class Supervisor:
         self.running: dict[str, Attempt] = {}
         self.stopping = ""  # "", "graceful" (claim nothing new) or "now" (stop the agents too)
         self.config = Config()
-        self.states: dict[str, accounts.State] = {}  # account name -> what we know of it
+        self.book = Book()  # the accounts' state
         self.waiting: dict[str, str] = {}  # ready task id -> why it was not started
         self._waiting_written: dict[str, str] | None = None
         self._config_text: str | None = None
-        self._states_commit: str | None = None
         self._spent: list[tuple[str, Usage, float | None]] = []  # attempts ended in this tick
         self._adopt_at = 0.0  # when to look for orphaned attempts next
-        self._tasks: tuple[str | None, dict[str, Task | None]] = (None, {})  # parsed, by commit
+        self._parsed = Parsed()
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -103,16 +103,7 @@ class Supervisor:
             with contextlib.suppress(FleetError):  # a bad one: keep the last good configuration
                 self.config = config_mod.load(text)
             self._config_text = text
-        if snap.commit != self._states_commit and self.config.accounts:
-            names = sorted(self.config.accounts)
-            blobs = self.store.git.cat_batch(
-                [f"{snap.commit}:{accounts.state_path(n)}" for n in names]
-            )
-            self.states = {
-                n: accounts.State.from_bytes(data)
-                for n, (_, data) in zip(names, blobs, strict=True)
-            }
-            self._states_commit = snap.commit
+        self.book.load(self.store, snap, self.config)
 
     @property
     def policy(self) -> Policy:
@@ -136,21 +127,11 @@ class Supervisor:
                 ops.append(self._end(attempt, code, now, ops))
                 report.ended.append((task_id, ops[-1].event))
                 continue
-            self._enforce(attempt, self._task(snap, task_id), now, ops)
+            self._enforce(attempt, self._parsed.get(snap, task_id), now, ops)
             if now - attempt.checkpoint_at >= self.config.checkpoint_seconds:
                 ops.append(ending.checkpoint_op(attempt, now))
             if attempt.lines != attempt.status_lines and now - attempt.status_at >= STATUS_EVERY:
-                self._write_status(attempt, now)  # news, and the file is a second old
-
-    def _task(self, snap: Snapshot, task_id: str) -> Task | None:
-        """The task as of the snapshot, parsed once per commit (ticks mostly see no change)."""
-        commit, parsed = self._tasks
-        if commit != snap.commit:
-            parsed = {}
-            self._tasks = (snap.commit, parsed)
-        if task_id not in parsed:
-            parsed[task_id] = snap.get(task_id)
-        return parsed[task_id]
+                ending.write_status(attempt, now, self.config.prices)  # news, a second old
 
     def _enforce(self, attempt: Attempt, task: Task | None, now: float, ops: list[Op]) -> None:
         """Stop the attempt when asked to, or past a limit (time, silence, its task's budget)."""
@@ -159,14 +140,10 @@ class Supervisor:
         config = self.config
         limits = budgets.task_limits(config, task, attempt.coder.name)
         idle_since = max(attempt.last_output_at, attempt.started_at)
-        reason = ""
+        reason = budgets.overrun(config, limits, attempt.started_at, idle_since, now)
         if (task is not None and task.run is not None and task.run.stop) or self.stopping == "now":
             reason = "killed"
-        elif not limits.max_seconds and now - attempt.started_at > config.max_seconds:
-            reason = f"timed_out: ran longer than {config.max_seconds:g} s"
-        elif now - idle_since > config.stall_seconds:
-            reason = f"stalled: no output for {config.stall_seconds:g} s"
-        elif task is not None:
+        elif not reason and task is not None:
             running = (now - attempt.started_at, attempt.usage)
             reason, warnings = budgets.check(
                 task, limits, running, config.prices, config.budget_warning, attempt.warned
@@ -176,58 +153,29 @@ class Supervisor:
             attempt.stop = reason
             self.stops.stop(attempt.handle, config.grace_seconds)
 
-    # -- accounts --------------------------------------------------------------------------------
-
     def _note_limit(self, attempt: Attempt, now: float, ops: list[Op]) -> None:
-        """An early warning crossing `limit_threshold` (or falling back) is recorded at once."""
-        limit, name = attempt.limit, attempt.account
-        if limit is None or limit.utilization is None or name not in self.config.accounts:
-            return
-        attempt.limit = None
-        state = self.states.get(name) or accounts.State()
-        threshold = self.config.limit_threshold
-        new = accounts.after_warning(state, limit.utilization, limit.resets_at, threshold, now)
-        if new is not None:
-            ops.append(self._account_op(name, new, "account_warning"))
-
-    def _account_op(self, name: str, state: accounts.State, event: str) -> Op:
-        self.states[name] = state
-        return Op("", f"{event} {name}", files={accounts.state_path(name): state.to_bytes()})
+        limit, attempt.limit = attempt.limit, None
+        op = self.book.warning(attempt.account, limit, self.config, now) if limit else None
+        ops += [op] if op else []
 
     # -- ending ----------------------------------------------------------------------------------
 
     def _end(self, attempt: Attempt, code: int, now: float, ops: list[Op]) -> Op:
         """The attempt's process is gone: classify it, note its account, and record it."""
         attempt.flush(now)
-        if attempt.spec is not None:
-            side = attempt.coder.side_events(attempt.spec, attempt.parser.session_id)
-            limits = [e.limit for e in side if e.limit and e.limit.utilization is not None]
-            attempt.limit = max(
-                limits, key=lambda lim: lim.utilization or 0.0, default=attempt.limit
-            )
-            self._note_limit(attempt, now, ops)
+        ending.note_side_limit(attempt)
+        self._note_limit(attempt, now, ops)
         self.running.pop(attempt.task_id, None)
         self.stops.ended(attempt.handle)
         task = self.store.cache.get(attempt.task_id) if attempt.stop.startswith("killed") else None
         end = ending.classify(attempt, code, task.run.stop if task and task.run else None)
         name = attempt.account
-        if name in self.config.accounts:
-            state = self.states.get(name) or accounts.State()
-            after = accounts.after_attempt(state, end.outcome, end.reason, end.resets_at, now)
-            if after is not None:
-                ops.append(self._account_op(name, *after))
-            other = accounts.other_for(self.config.accounts, name, attempt.coder.name)
-            end.other_account = other
+        op = self.book.ended(name, attempt.coder.name, end, self.config, now)
+        ops += [op] if op else []
         prices = self.config.prices
         self._spent.append((name, attempt.usage, budgets.cost(attempt.usage, prices)))
         summary = ending.record(attempt, end, code, now, self.actor, prices)
         return ending.end_op(attempt, end, summary, now, self.policy)
-
-    def _write_status(self, attempt: Attempt, now: float) -> None:
-        attempt.status_lines, attempt.status_at = attempt.lines, now
-        summary = attempt.summary()
-        summary["usage"]["cost_usd"] = budgets.cost(attempt.usage, self.config.prices)
-        ending.write_json(attempt.files.status, summary)
 
     def _write_waiting(self) -> None:
         if self.waiting != self._waiting_written:
@@ -241,41 +189,22 @@ class Supervisor:
         for task in adopt.orphans(self.store, set(self.running), self.actor, self.host):
             attempt = adopt.rebuild(self.store, task, self.config.coder, now)
             if attempt.handle is None:
-                token = task.run.token if task.run else ""
-                ops.append(self._unrecorded(attempt, token, now, ops))
+                end = adopt.unrecorded(self.processes, attempt, task.run.token if task.run else "")
+                if isinstance(end, int):
+                    ops.append(self._end(attempt, end, now, ops))
+                else:
+                    ops.append(self._abandon(attempt, end, now))
                 continue
             attempt.read_output(now)
             attempt.last_output_at = max(attempt.last_output_at, now)
             self.running[task.id] = attempt
             ops.append(adopt.adopted_op(attempt, self.actor, self.pid))
 
-    def _unrecorded(self, attempt: Attempt, token: str, now: float, ops: list[Op]) -> Op:
-        """An attempt whose agent's handle was never recorded: its supervisor died at the spawn.
-
-        The agent may not exist, may still run (it is stopped: it cannot be watched without its
-        handle), or may have ended already (its wrapper wrote the exit code: it is recorded).
-        """
-        stopped = self.processes.sweep(token) if token else 0
-        code = read_rc(attempt.files.rc)
-        if code is not None:
-            return self._end(attempt, code, now, ops)
-        why = adopt.STOPPED_AT_START if stopped else adopt.UNSTARTED
-        end = Ending(Outcome.KILLED, why)
-        return ending.abandon_op(attempt.task_id, attempt.n, end, self.actor, now, self.policy)
-
     # -- dispatch --------------------------------------------------------------------------------
 
     def _choose(self, snap: Snapshot, now: float) -> list[Pick]:
-        config, day = self.config, None
-        if budgets.has_ceilings(config):
-            prices = config.prices
-            live = [
-                (a.account, a.usage, budgets.cost(a.usage, prices)) for a in self.running.values()
-            ]
-            start = budgets.day_start(now)
-            tasks = [Task.from_dict(b) for b in self.store.cache.updated_since(start)]
-            day = budgets.today(tasks, live + self._spent, now)
-        fleet = Fleet(config, self.running, self.states, day, os.environ, now)
+        day = today(self.store, self.config, self.running, self._spent, now)
+        fleet = Fleet(self.config, self.running, self.book.states, day, os.environ, now)
         picks, self.waiting = choose(snap, self.store.cache.ready(now, waiting=False), fleet)
         return picks
 
@@ -283,14 +212,10 @@ class Supervisor:
         """Start the agents of the tasks this supervisor just claimed; an op for each."""
         claimed = [self.store.cache.get(task_id) for task_id in task_ids]
         tasks = [task for task in claimed if task is not None and task.run is not None]
-        started = start_all(self.processes, [self._prepare(task, now) for task in tasks])
+        started = start_all(
+            self.processes, [try_prepare(self.store, self.config, t, now) for t in tasks]
+        )
         return [self._started(t, r, now, report) for t, r in zip(tasks, started, strict=True)]
-
-    def _prepare(self, task: Task, now: float) -> Prepared | LaunchError:
-        try:
-            return prepare(self.store, self.config, task, now)
-        except LaunchError as exc:
-            return exc
 
     def _started(
         self, task: Task, result: Attempt | LaunchError, now: float, report: TickReport
@@ -298,13 +223,17 @@ class Supervisor:
         assert task.run is not None
         n = task.run.attempt
         if isinstance(result, LaunchError):
-            end = Ending(Outcome.SETUP_ERROR, str(result))
-            return ending.abandon_op(task.id, n, end, self.actor, now, self.policy)
+            return ending.abandon_op(
+                task.id, n, Ending(Outcome.SETUP_ERROR, str(result)), self.actor, now, self.policy
+            )
         assert result.handle is not None
         self.running[task.id] = result
         report.started.append(task.id)
         live = {**result.summary(), "token": result.handle.token}
         return ending.live_op(task.id, n, "started", live)
+
+    def _abandon(self, attempt: Attempt, end: Ending, now: float) -> Op:
+        return ending.abandon_op(attempt.task_id, attempt.n, end, self.actor, now, self.policy)
 
     # -- stopping --------------------------------------------------------------------------------
 
