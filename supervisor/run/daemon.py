@@ -21,7 +21,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from supervisor.errors import FleetError
-from supervisor.run.process import OsProcesses
+from supervisor.run.process import OsProcesses, Processes
 from supervisor.run.supervisor import Supervisor, TickReport
 from supervisor.store.store import Store
 
@@ -110,9 +110,14 @@ def running(store: Store) -> Info | None:
 class Loop:
     """Drives `Supervisor.tick` with the real clock until told to stop."""
 
-    def __init__(self, store: Store, progress: Callable[[TickReport], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        progress: Callable[[TickReport], None] | None = None,
+        processes: Processes | None = None,
+    ) -> None:
         self.store = store
-        self.supervisor = Supervisor(store, OsProcesses())
+        self.supervisor = Supervisor(store, processes or OsProcesses())
         self.progress = progress
         self.stop_requested = 0  # 1: graceful, 2: now
         self.stop_deadline = 0.0
