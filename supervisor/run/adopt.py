@@ -8,8 +8,7 @@ from coders.base import Outcome
 from supervisor import lifecycle
 from supervisor.lifecycle import Ending
 from supervisor.model import Task, iso, parse_time
-from supervisor.run.attempt import Attempt, live_files
-from supervisor.run.ending import load_json
+from supervisor.run.attempt import Attempt, live_files, load_json
 from supervisor.run.ops import Op
 from supervisor.run.process import Handle, Processes, read_rc
 from supervisor.store.store import Store

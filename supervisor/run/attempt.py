@@ -189,3 +189,28 @@ def render(event: Event) -> str:
     if kind == EventKind.RESULT:
         return f"[result{' error' if event.is_error else ''}] {event.text}"
     return ""
+
+
+# -- the live files' reading and writing (one atomic JSON writer for the loop and the service) --
+
+
+def read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def write_json(path: Path, data: object) -> None:
+    """Write `data` as JSON to `path` atomically: a reader sees the old file or the new one."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
+def load_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

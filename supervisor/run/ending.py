@@ -4,14 +4,13 @@ records them on its task (the lifecycle decides where the task goes next)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from coders.base import Outcome
 from supervisor import budgets, lifecycle
 from supervisor.lifecycle import Ending, Policy
 from supervisor.model import Run, Stop, Task, iso
-from supervisor.run.attempt import Attempt, run_dir
+from supervisor.run.attempt import Attempt, read, run_dir, write_json
 from supervisor.run.ops import Op
 from supervisor.run.outcome import read_result
 
@@ -166,24 +165,3 @@ def warning_op(attempt: Attempt, name: str, used: float) -> Op:
         return lifecycle.note(task, attempt.n, set_warning)
 
     return Op(attempt.task_id, "budget_warning", change)
-
-
-def read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return b""
-
-
-def write_json(path: Path, data: object) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
-
-
-def load_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None

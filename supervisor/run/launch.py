@@ -7,7 +7,6 @@ variables (or, with no account, the supervisor's own base-URL and key variables 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import threading
@@ -22,7 +21,7 @@ from supervisor import accounts
 from supervisor.config import Config
 from supervisor.model import Task
 from supervisor.run import knowledge, worktree
-from supervisor.run.attempt import Attempt, live_files
+from supervisor.run.attempt import Attempt, live_files, write_json
 from supervisor.run.process import TOKEN_ENV, Processes, SpawnError, new_token
 from supervisor.store.store import Store
 
@@ -128,7 +127,7 @@ def _start(processes: Processes, prepared: Prepared | LaunchError) -> Attempt | 
         return LaunchError(exc.reason)
     except OSError as exc:
         return LaunchError(str(exc))
-    files.handle.write_text(json.dumps(attempt.handle.to_dict()))
+    write_json(files.handle, attempt.handle.to_dict())
     return attempt
 
 

@@ -25,7 +25,7 @@ from supervisor.lifecycle import Ending, Policy
 from supervisor.model import Task
 from supervisor.run import adopt, ending
 from supervisor.run.accounting import Book
-from supervisor.run.attempt import Attempt, live_dir, waiting_path
+from supervisor.run.attempt import Attempt, live_dir, waiting_path, write_json
 from supervisor.run.dispatch import Fleet, Pick, choose, claim_op, today
 from supervisor.run.launch import LaunchError, start_all, try_prepare
 from supervisor.run.ops import Op, Parsed, TickReport, commit
@@ -179,7 +179,7 @@ class Supervisor:
 
     def _write_waiting(self) -> None:
         if self.waiting != self._waiting_written:
-            ending.write_json(waiting_path(self.store.home), self.waiting)
+            write_json(waiting_path(self.store.home), self.waiting)
             self._waiting_written = dict(self.waiting)
 
     # -- adoption --------------------------------------------------------------------------------
