@@ -7,61 +7,90 @@ changes it (or raises BadInput saying why it may not), and returns whether anyth
 caller commits it. docs/states.md is the table of these rules; tests/unit/test_lifecycle.py
 checks the table against this module.
 
-Pure: no I/O, no clock (`now` is passed in), no layer imported.
+Pure: no I/O, no clock (`now` is passed in), no layer imported. `fleet bd` commands import it, so
+it stays as cheap to import as the model: no `dataclasses`, no `random` and no `coders` (an
+outcome is a `coders.base.Outcome`, a `str`: it is compared with its value here).
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from coders.base import Outcome
 from supervisor.errors import BadInput
-from supervisor.model import FLEET_STATUSES, Run, Stop, Task, iso
+from supervisor.model import FLEET_STATUSES, Record, Run, Stop, Task, iso
+
+if TYPE_CHECKING:
+    import random
+
+    from coders.base import Outcome
 
 RESULT_STATUSES = ("done", "partial", "blocked")
 # Outcomes that are not the task's fault: retried without using up an attempt.
-NOT_COUNTED = frozenset({Outcome.RATE_LIMITED, Outcome.OVERLOADED, Outcome.KILLED})
+NOT_COUNTED = frozenset({"rate_limited", "overloaded", "killed"})
 # Outcomes that block the task at once: they do not use up an attempt either.
-BLOCKING = frozenset({Outcome.OVER_BUDGET, Outcome.SETUP_ERROR})
+BLOCKING = frozenset({"over_budget", "setup_error"})
 STOP_THEN = ("hold", "requeue", "block", "cancel")
 HELD = "held: "  # how a held task's status_reason begins
 CANCELLED = "cancelled"  # how a cancelled task's close_reason begins
 SET_BY_PEOPLE = ("open", "blocked", "deferred", "closed")  # `bd update --status` may set these
 
 
-@dataclass
-class AgentResult:
+class AgentResult(Record):
     """What the agent wrote in its result file."""
 
-    status: str
-    summary: str = ""
-    open_questions: list[str] = field(default_factory=list)
+    def __init__(
+        self, status: str, summary: str = "", open_questions: list[str] | None = None
+    ) -> None:
+        self.status = status
+        self.summary = summary
+        self.open_questions: list[str] = [] if open_questions is None else open_questions
 
 
-@dataclass
-class Ending:
+class Ending(Record):
     """An attempt's end, as the supervisor records it on the task."""
 
-    outcome: Outcome
-    reason: str = ""
-    result: AgentResult | None = None
-    resets_at: float | None = None
-    block_reason: str = ""  # for KILLED / OVER_BUDGET / SETUP_ERROR: block the task with this
-    cancel: bool = False  # KILLED by `fleet cancel`: close the task as not done
-    other_account: str = ""  # RATE_LIMITED with another account free: no wait (names the old one)
+    def __init__(
+        self,
+        outcome: Outcome,
+        reason: str = "",
+        result: AgentResult | None = None,
+        resets_at: float | None = None,
+        block_reason: str = "",
+        cancel: bool = False,
+        other_account: str = "",
+    ) -> None:
+        self.outcome = outcome
+        self.reason = reason
+        self.result = result
+        self.resets_at = resets_at
+        self.block_reason = block_reason  # KILLED / OVER_BUDGET / SETUP_ERROR: block with this
+        self.cancel = cancel  # KILLED by `fleet cancel`: close the task as not done
+        self.other_account = other_account  # RATE_LIMITED, another account free: no wait
 
 
-@dataclass
-class Policy:
+class Policy(Record):
     """The retry rules of the configuration."""
 
-    max_attempts: int = 3
-    backoff_seconds: float = 0.0
-    backoff_max_seconds: float = 0.0
-    rng: random.Random = field(default_factory=random.Random)
+    def __init__(
+        self,
+        max_attempts: int = 3,
+        backoff_seconds: float = 0.0,
+        backoff_max_seconds: float = 0.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.max_attempts = max_attempts
+        self.backoff_seconds = backoff_seconds
+        self.backoff_max_seconds = backoff_max_seconds
+        self.rng = rng
+
+    def delay(self, failures: int) -> float:
+        """The backoff before the next try, after `failures` in a row."""
+        if self.rng is None:
+            import random
+
+            self.rng = random.Random()
+        return backoff(failures, self.backoff_seconds, self.backoff_max_seconds, self.rng)
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -78,7 +107,7 @@ def counts(ending: Ending) -> bool:
     """Does this end use up one of the task's `max_attempts`?"""
     if ending.outcome in NOT_COUNTED or ending.outcome in BLOCKING or ending.block_reason:
         return False
-    if ending.outcome == Outcome.SUCCESS:
+    if ending.outcome == "success":
         return ending.result is not None and ending.result.status == "partial"
     return True
 
@@ -149,15 +178,15 @@ def end(
     task.not_before = ""
     task.assignee = ""
     result = ending.result
-    if outcome == Outcome.SUCCESS and (result is None or result.status == "done"):
+    if outcome == "success" and (result is None or result.status == "done"):
         _close(task, (result.summary if result else "") or "done", now)
-    elif outcome == Outcome.SUCCESS and result is not None and result.status == "blocked":
+    elif outcome == "success" and result is not None and result.status == "blocked":
         _block(task, f"the agent is blocked: {result.summary or 'no reason given'}")
     elif ending.cancel:
         _close(task, ending.block_reason or CANCELLED, now)
-    elif ending.block_reason or outcome == Outcome.SETUP_ERROR:
+    elif ending.block_reason or outcome == "setup_error":
         _block(task, ending.block_reason or f"setup error: {ending.reason}")
-    elif outcome == Outcome.KILLED:
+    elif outcome == "killed":
         _open(task, ending.reason or "stopped")
     elif outcome in NOT_COUNTED:
         _wait(task, ending, now, policy)
@@ -169,7 +198,7 @@ def end(
 def _wait(task: Task, ending: Ending, now: float, policy: Policy) -> None:
     """Rate-limited or overloaded: open again after the reset (or a backoff), or at once on
     another account when the limit was the account's and another can take the task."""
-    if ending.outcome == Outcome.RATE_LIMITED and ending.other_account and not task.account:
+    if ending.outcome == "rate_limited" and ending.other_account and not task.account:
         _open(
             task,
             f"rate_limited on account {ending.other_account}: {ending.reason};"
@@ -179,8 +208,7 @@ def _wait(task: Task, ending: Ending, now: float, policy: Policy) -> None:
     if ending.resets_at:
         wait = ending.resets_at - now
     else:
-        streak = _streak(task, ending.outcome)
-        wait = backoff(streak, policy.backoff_seconds, policy.backoff_max_seconds, policy.rng)
+        wait = policy.delay(_streak(task, ending.outcome))
     task.not_before = iso(now + max(wait, 0.0))
     _open(task, f"{ending.outcome.value}: {ending.reason}; waits until {task.not_before}")
 
@@ -192,8 +220,7 @@ def _failed(task: Task, ending: Ending, record: dict[str, Any], now: float, poli
     if failures >= limit:
         _block(task, f"failed {failures} attempts; the last: {what}")
         return
-    delay = backoff(failures, policy.backoff_seconds, policy.backoff_max_seconds, policy.rng)
-    task.not_before = iso(now + delay)
+    task.not_before = iso(now + policy.delay(failures))
     _open(task, f"attempt {record['n']} {what}; retry after {task.not_before}")
 
 
@@ -212,6 +239,8 @@ def request_stop(task: Task, by: str, then: str, reason: str, now: float) -> boo
 
 def stopped(stop: Stop | None) -> Ending:
     """How an attempt stopped on request ends (None: the supervisor stopped it)."""
+    from coders.base import Outcome
+
     if stop is None:
         return Ending(Outcome.KILLED, "stopped with the supervisor")
     why = f"killed by {stop.by}"
@@ -351,10 +380,10 @@ def _refuse_if_running(task: Task) -> None:
         )
 
 
-def _streak(task: Task, outcome: Outcome) -> int:
+def _streak(task: Task, outcome: str) -> int:
     count = 0
     for attempt in reversed(task.attempts):
-        if attempt.get("outcome") != outcome.value:
+        if attempt.get("outcome") != outcome:
             break
         count += 1
     return count
