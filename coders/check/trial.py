@@ -142,6 +142,8 @@ def run_attempt(
     exe = which(command.argv[0], path=env.get("PATH"))
     if exe is None:
         raise FileNotFoundError(missing_cli(command.argv[0], coder.name))
+    for log in ("stdout.log", "stderr.log"):  # a resumed session runs in the same scratch tree
+        (scratch.logs / log).unlink(missing_ok=True)
     started = time.monotonic()
     exit_code, timed_out = runner(
         [str(exe), *command.argv[1:]], env, spec.workdir, timeout, scratch.logs
