@@ -366,10 +366,10 @@ def _cancel_reason(reason: str) -> str:
 
 def _refuse_unless_running(task: Task) -> None:
     if task.run is None or task.status != "in_progress":
-        raise BadInput(
-            f"task {task.id} is not running (status {task.status})",
-            hint=f"see it with `fleet bd show {task.id}`",
-        )
+        hint = f"see it with `fleet bd show {task.id}`"
+        if task.status == "in_progress":  # set by hand by an earlier fleet: nothing runs it
+            hint = f"no attempt runs it: open it with `fleet bd update {task.id} --status open`"
+        raise BadInput(f"task {task.id} is not running (status {task.status})", hint=hint)
 
 
 def _refuse_if_running(task: Task) -> None:

@@ -340,6 +340,14 @@ def test_resume_takes_only_a_held_task() -> None:
 def test_stopping_a_task_that_does_not_run_is_refused() -> None:
     with pytest.raises(BadInput, match=r"is not running \(status open\)"):
         lifecycle.request_stop(Task("fl-a1", "work"), ME, "hold", "", NOW)
+    stuck = Task("fl-a1", "work", status="in_progress")  # set by hand by an earlier fleet
+    with pytest.raises(BadInput) as caught:
+        lifecycle.request_stop(stuck, ME, "hold", "", NOW)
+    assert (
+        caught.value.hint
+        == "no attempt runs it: open it with `fleet bd update fl-a1 --status open`"
+    )
+    assert lifecycle.set_status(stuck, "open", ME, "", NOW) and stuck.status == "open"
 
 
 # -- the doc's tables, read ------------------------------------------------------------------------
