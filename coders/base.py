@@ -184,9 +184,6 @@ class Parser(Protocol):
         ...
 
 
-CHECK_CASES = ("ok", "rate_limit", "usage_limit", "auth", "overloaded")  # `fleet coders check`
-
-
 @runtime_checkable
 class Coder(Protocol):
     name: str  # registry name, as in `fleet bd create --coder NAME`
@@ -196,8 +193,6 @@ class Coder(Protocol):
     default_model: str  # what runs when neither task, role nor config names a model
     key_env: str  # the variable an account's key is passed in ("" when the CLI takes none)
     base_url_env: str  # the account variable that points the CLI at a gateway ("" = none)
-    mock_handler: str  # "module:Class" of fleet's mock model server for it ("" = none)
-    mock_cases: tuple[str, ...]  # the `fleet coders check` cases it supports
     usage_limit_key_env: str  # the key variable that shows usage limits ("" = key_env)
 
     def command(self, spec: RunSpec) -> Command:
@@ -223,8 +218,6 @@ class BaseCoder:
 
     key_env = ""
     base_url_env = ""
-    mock_handler = ""
-    mock_cases: tuple[str, ...] = CHECK_CASES
     usage_limit_key_env = ""
     credential_env: tuple[str, ...] = ()  # the variables that carry the CLI's credentials
 

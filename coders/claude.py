@@ -209,7 +209,6 @@ class ClaudeCoder(BaseCoder):
     verified = True
     needs_result = True
     default_model = "sonnet"
-    mock_handler = "coders.check.mock.anthropic:AnthropicHandler"
     base_url_env = "ANTHROPIC_BASE_URL"
     key_env = "ANTHROPIC_API_KEY"
     usage_limit_key_env = "CLAUDE_CODE_OAUTH_TOKEN"  # subscription limits show only with OAuth

@@ -212,7 +212,6 @@ class GeminiCoder(BaseCoder):
     verified = True
     needs_result = True
     default_model = "gemini-2.5-pro"
-    mock_handler = "coders.check.mock.gemini:GeminiHandler"
     base_url_env = "GOOGLE_GEMINI_BASE_URL"
     key_env = "GEMINI_API_KEY"
     credential_env = CREDENTIAL_ENV

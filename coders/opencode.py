@@ -153,7 +153,6 @@ class OpencodeCoder(BaseCoder):
     verified = True
     needs_result = True
     default_model = "anthropic/claude-sonnet-4-5"
-    mock_handler = "coders.check.mock.anthropic:AnthropicHandler"
     base_url_env = "ANTHROPIC_BASE_URL"
     key_env = "ANTHROPIC_API_KEY"
 

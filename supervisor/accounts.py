@@ -144,3 +144,38 @@ def describe(state: State, account: Account, threshold: float, now: float) -> di
     else:
         status = "available"
     return {"status": status, **asdict(state)}
+
+
+# -- the bookkeeping after an attempt --------------------------------------------------------------
+
+
+def after_warning(
+    state: State, utilization: float, resets_at: float | None, threshold: float, now: float
+) -> State | None:
+    """The new state after an early warning, if it must be recorded: it crossed `threshold`
+    (either way), or it is the account's first."""
+    was = near_limit(state, threshold, now)
+    new = note_utilization(state, utilization, resets_at, now)
+    if near_limit(new, threshold, now) != was or not state.utilization_at:
+        return new
+    return None
+
+
+def after_attempt(
+    state: State, outcome: str, reason: str, resets_at: float | None, now: float
+) -> tuple[State, str] | None:
+    """The new state and its event after an attempt of the account ended, if anything changed:
+    a rate limit marks it limited, a success ends its streak of limits."""
+    if outcome == "rate_limited":
+        return mark_limited(state, now, resets_at, reason or "rate limited"), "account_limited"
+    if outcome == "success" and state.limits_in_a_row:
+        return mark_ok(state), "account_ok"
+    return None
+
+
+def other_for(accounts: Mapping[str, Account], name: str, coder: str) -> str:
+    """Another account (enabled, of the same coder) that could take a task `name` got limited
+    on: the limited account's name if there is one, else ""."""
+    if any(n != name and a.coder == coder and not a.disabled for n, a in accounts.items()):
+        return name
+    return ""

@@ -165,3 +165,56 @@ def ceiling_reached(day: Day, account: str, account_cfg: Any, config: Any) -> st
     if token_cap and day.tokens.get(account, 0) >= token_cap:
         return f"budget: account {account}'s daily_max_tokens {token_cap} are used"
     return ""
+
+
+def check(
+    task: Task,
+    limits: Limits,
+    running: tuple[float, Usage],
+    prices: Mapping[str, Any],
+    warning: float,
+    warned: set[str],
+) -> tuple[str, list[tuple[str, float]]]:
+    """A running attempt against its task's budgets: (`over_budget: ...` past a hard limit, else
+    "", the limits newly past the `warning` fraction with the fraction used). A budget covers the
+    task's attempts since its last `fleet retry`, the running one (`running`: its seconds and
+    usage so far) included. The names in `warnings` are added to `warned`."""
+    seconds, usage, spent_usd = so_far(task, prices)
+    usage = plus(usage, running[1])
+    spent_usd += cost(running[1], prices) or 0.0
+    seconds += running[0]
+    warnings: list[tuple[str, float]] = []
+    for name, limit, used in spent(limits, seconds, usage, spent_usd):
+        if used > limit:
+            return f"over_budget: budget: {name} {limit:g} (used {used:.4g})", warnings
+        if used >= warning * limit and name not in warned:
+            warned.add(name)
+            warnings.append((name, used / limit))
+    return "", warnings
+
+
+def task_limits(config: Any, task: Task | None, coder: str) -> Limits:
+    """The limits of `task` under `config` (its role's and its coder's settings)."""
+    if task is None:
+        return Limits()
+    role = config.roles.get(task.role) if task.role else None
+    return limits_for(task, role, config.coders.get(coder))
+
+
+def has_ceilings(config: Any) -> bool:
+    """Does the configuration set a daily ceiling (the fleet's or an account's)?"""
+    return bool(
+        config.daily_max_cost
+        or config.daily_max_tokens
+        or any(a.daily_max_cost or a.daily_max_tokens for a in config.accounts.values())
+    )
+
+
+def overrun(config: Any, limits: Limits, started_at: float, idle_since: float, now: float) -> str:
+    """`timed_out: ...` past the configured run time (when the task sets no `max_seconds`
+    budget of its own), `stalled: ...` after `stall_seconds` without output, else ""."""
+    if not limits.max_seconds and now - started_at > config.max_seconds:
+        return f"timed_out: ran longer than {config.max_seconds:g} s"
+    if now - idle_since > config.stall_seconds:
+        return f"stalled: no output for {config.stall_seconds:g} s"
+    return ""

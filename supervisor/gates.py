@@ -110,7 +110,7 @@ def refuse_self_approval(task: Task, approver_task: Task | None) -> str:
         return ""
     if approver_task.id == task.id:
         return f"the agent of task {task.id} cannot approve its own work"
-    run = approver_task.run or {}
+    run = approver_task.run.to_dict() if approver_task.run else {}
     if author(task) is not None and identity(run) == author(task):
         return (
             f"the agent of task {approver_task.id} has the author's identity "

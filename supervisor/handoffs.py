@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from supervisor import lifecycle
 from supervisor.errors import BadInput
-from supervisor.model import Task, iso
+from supervisor.model import Task
 
 HUMAN = "human"
 ROLE_PREFIX = "role:"
@@ -39,10 +40,8 @@ def reopen_for_rework(
 ) -> None:
     """Open `task` again with `handoff` (a review, a rejection) for its next attempt, on the same
     branch; a reopen by a rule is `counted` for the loop guard (a person's is not)."""
-    task.status, task.closed_at, task.close_reason, task.not_before = "open", "", "", ""
-    task.assignee = ""
-    task.status_reason = f"reopened: {handoff.get('verdict', 'rework')} by {handoff.get('by', '?')}"
-    task.updated_at = iso(now)
+    why = f"reopened: {handoff.get('verdict', 'rework')} by {handoff.get('by', '?')}"
+    lifecycle.rework(task, why, now)
     task.extra["handoff"] = {**handoff, "work": len(task.attempts)}
     if counted:
         task.extra["reopens"] = reopens(task) + 1
@@ -50,10 +49,7 @@ def reopen_for_rework(
 
 def block(task: Task, reason: str, now: float) -> None:
     """Block `task` with `reason` (a task running now is left for its attempt to end)."""
-    if task.run is not None:
-        return
-    task.status, task.assignee, task.status_reason = "blocked", "", reason
-    task.updated_at = iso(now)
+    lifecycle.hold_for(task, reason, now)
 
 
 def reopens(task: Task) -> int:

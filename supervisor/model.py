@@ -205,6 +205,128 @@ class Dependency(Record):
         )
 
 
+class Stop(Record):
+    """A person's request to stop the running attempt, and what then becomes of the task.
+
+    `then`: "hold" (blocked until `fleet retry`/`fleet resume`), "requeue" (open again),
+    "block" (blocked with `reason`) or "cancel" (closed as not done with `reason`). Stores of
+    earlier versions hold only `by`, `at` and `block`: a `block` means "block", none "requeue".
+    """
+
+    def __init__(self, by: str, at: str = "", then: str = "hold", reason: str = "") -> None:
+        self.by = by
+        self.at = at
+        self.then = then
+        self.reason = reason
+
+    def to_dict(self) -> dict[str, Any]:
+        # `block` keeps earlier supervisors doing the right thing: they block the task with it
+        block = self.reason if self.then in ("block", "cancel") else ""
+        if self.then == "hold":
+            block = f"held: stopped by {self.by}"
+        return {
+            "by": self.by,
+            "block": block,
+            "at": self.at,
+            "then": self.then,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Stop:
+        block = str(data.get("block") or "")
+        then = str(data.get("then") or ("block" if block else "requeue"))
+        reason = str(data.get("reason") or (block if then == "block" else ""))
+        return cls(str(data.get("by") or "?"), str(data.get("at") or ""), then, reason)
+
+
+# The typed fields of a run record, in the order its JSON lists them, with their empty values.
+RUN_FIELDS: dict[str, Any] = {
+    "attempt": 0,
+    "actor": "",
+    "host": "",
+    "supervisor_pid": 0,
+    "coder": "",
+    "model": "",
+    "account": "",
+    "claimed_at": "",
+    "started_at": "",
+    "token": "",
+    "workdir": "",
+    "last_output_at": "",
+    "lines": 0,
+    "usage": None,
+    "session_id": "",
+    "handle": None,
+    "budget_warning": "",
+    "role": "",  # the role the attempt runs as (the task's, or triage's or the refiner's)
+    "purpose": "",  # "" (the work), "triage" or "refine"
+    "missing": None,  # for "refine": what the task lacks
+}
+
+
+class Run(Record):
+    """The attempt running now, as the task's `run` record holds it (JSON: `run`)."""
+
+    def __init__(self, attempt: int, **fields: Any) -> None:
+        self.attempt = attempt
+        self.actor: str = fields.pop("actor", "")
+        self.host: str = fields.pop("host", "")
+        self.supervisor_pid: int = fields.pop("supervisor_pid", 0)
+        self.coder: str = fields.pop("coder", "")
+        self.model: str = fields.pop("model", "")
+        self.account: str = fields.pop("account", "")
+        self.claimed_at: str = fields.pop("claimed_at", "")
+        self.started_at: str = fields.pop("started_at", "")
+        self.token: str = fields.pop("token", "")  # every process of the attempt carries it
+        self.workdir: str = fields.pop("workdir", "")
+        self.last_output_at: str = fields.pop("last_output_at", "")
+        self.lines: int = fields.pop("lines", 0)
+        self.usage: dict[str, Any] | None = fields.pop("usage", None)
+        self.session_id: str = fields.pop("session_id", "")
+        self.handle: dict[str, Any] | None = fields.pop("handle", None)  # the process's handle
+        self.budget_warning: str = fields.pop("budget_warning", "")
+        self.role: str = fields.pop("role", "")
+        self.purpose: str = fields.pop("purpose", "")
+        self.missing: list[str] | None = fields.pop("missing", None)
+        self.stop: Stop | None = fields.pop("stop", None)
+        self.extra: dict[str, Any] = fields.pop("extra", None) or {}
+        if fields:
+            raise TypeError(f"Run has no field {', '.join(fields)}")
+
+    def update(self, live: dict[str, Any]) -> None:
+        """Take the typed fields of `live` (an attempt's summary); the rest goes to `extra`."""
+        for key, value in live.items():
+            if key == "stop":
+                self.stop = Stop.from_dict(value) if isinstance(value, dict) else None
+            elif key == "attempt":
+                self.attempt = int(value)
+            elif key in RUN_FIELDS:
+                setattr(self, key, value)
+            else:
+                self.extra[key] = value
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, empty in RUN_FIELDS.items():
+            value = getattr(self, name)
+            if value != empty:
+                out[name] = value
+        if self.stop is not None:
+            out["stop"] = self.stop.to_dict()
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Run:
+        attempt = data.get("attempt", 0)
+        if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
+            raise ValueError("run.attempt is not a non-negative integer")
+        run = cls(attempt)
+        run.update({k: v for k, v in data.items() if k != "attempt"})
+        return run
+
+
 # Field order of a task file; anything else a beads import brings is kept in `extra`.
 TEXT_FIELDS = ("title", "description", "design", "acceptance_criteria", "notes")
 
@@ -248,7 +370,7 @@ class Task(Record):
         not_before: str = "",
         attempts: list[dict[str, Any]] | None = None,
         retry_base: int = 0,
-        run: dict[str, Any] | None = None,
+        run: Run | None = None,
         subtasks: list[str] | None = None,
         waiting_on_subtasks: bool = False,
         route: dict[str, Any] | None = None,
@@ -325,7 +447,7 @@ class Task(Record):
         if self.retry_base:
             out["retry_base"] = self.retry_base
         if self.run is not None:
-            out["run"] = self.run
+            out["run"] = self.run.to_dict()
         if self.subtasks:
             out["subtasks"] = list(self.subtasks)
         if self.waiting_on_subtasks:
@@ -399,7 +521,7 @@ class Task(Record):
         run = data.get("run")
         if run is not None and not isinstance(run, dict):
             raise ValueError("run is not an object")
-        task.run = run
+        task.run = Run.from_dict(run) if run is not None else None
         subtasks = data.get("subtasks") or []
         if not isinstance(subtasks, list) or not all(isinstance(x, str) for x in subtasks):
             raise ValueError("subtasks is not a list of task ids")

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 
+from supervisor.lifecycle import WAITING_FOR_SUBTASKS
 from supervisor.model import ID_PATTERN, PARENT_TYPE, Dependency, Task, iso
 
 AFTER_CHILDREN = ("close", "integrate")
+WAITING = WAITING_FOR_SUBTASKS  # the reason a task waiting for its subtasks is blocked with
 TEXT_LIMIT = 64 * 1024  # characters of a subtask's description or acceptance criteria
-WAITING = "waiting for its subtasks"
 
 
 class Refused(Exception):
@@ -229,39 +230,6 @@ def children(
             )
         )
     return out
-
-
-def wait_for(parent: Task, created: list[Task], after: str) -> None:
-    """The parent waits for its children: blocked, with the reason, until they all close."""
-    parent.subtasks = [*parent.subtasks, *(c.id for c in created)]
-    parent.waiting_on_subtasks = True
-    parent.after_children = parent.after_children or after
-    parent.status, parent.assignee, parent.closed_at, parent.close_reason = "blocked", "", "", ""
-    parent.status_reason = f"{WAITING}: {', '.join(c.id for c in created)}"
-
-
-def settle(parent: Task, statuses: dict[str, str], now: float) -> bool:
-    """Once every child of a waiting parent is closed, close the parent or reopen it to integrate;
-    otherwise say which children it still waits for. True when the parent changed."""
-    if not parent.waiting_on_subtasks or parent.status != "blocked":
-        return False
-    pending = [c for c in parent.subtasks if statuses.get(c, "closed") != "closed"]
-    if pending:
-        stuck = [f"{c} ({statuses[c]})" for c in pending if statuses.get(c) == "blocked"]
-        reason = f"{WAITING}: {', '.join(stuck or pending)}"
-        if reason == parent.status_reason:
-            return False
-        parent.status_reason = reason
-        return True
-    parent.waiting_on_subtasks = False
-    parent.updated_at = iso(now)
-    count = len(parent.subtasks)
-    if parent.after_children == "integrate":
-        parent.status, parent.status_reason = "open", f"integrating its {count} subtasks"
-        return True
-    parent.status, parent.status_reason, parent.closed_at = "closed", "", iso(now)
-    parent.close_reason = f"its {count} subtasks closed"
-    return True
 
 
 def summary(parent: Task, lookup: Callable[[str], Task | None]) -> list[str]:

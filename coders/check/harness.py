@@ -7,10 +7,11 @@ when the agent wrote hello.txt and the result file, the outcome is success, the 
 the mock reported and the plan was found; a limit case passes when the outcome is the expected
 class (and a reset time, when the coder reports one, is the mock's to the minute).
 
-A coder takes part by naming its mock (`mock_handler = "module:Class"`) and the variables that
-point its CLI at it (`base_url_env`, `key_env`); `mock_cases` are the cases it supports and
-`usage_limit_key_env` the variable of a subscription key, for CLIs that show usage limits only to
-subscriptions (see `coders.base.Coder`).
+A coder takes part by having a mock here (`MOCKS`: the built-in coders'; a coder from a plugin
+may name its own with a `mock_handler = "module:Class"` attribute) and by the variables that point
+its CLI at it (`base_url_env`, `key_env`, and `usage_limit_key_env` the variable of a subscription
+key, for CLIs that show usage limits only to subscriptions: see `coders.base.Coder`). The check is
+no part of the `Coder` protocol: the supervisor never needs it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from coders.check.mock.base import (
     MockServer,
     Script,
 )
-from coders.check.trial import Attempt, Scratch, missing_cli, run_attempt, scratch_dir
+from coders.check.trial import Attempt, Runner, Scratch, missing_cli, run_attempt, scratch_dir
 
 EXPECTED = {
     "ok": Outcome.SUCCESS,
@@ -40,6 +41,14 @@ EXPECTED = {
     "usage_limit": Outcome.RATE_LIMITED,
     "auth": Outcome.AUTH_ERROR,
     "overloaded": Outcome.OVERLOADED,
+}
+CHECK_CASES = tuple(EXPECTED)  # the cases every coder with a mock supports
+# coder name -> "module:Class" of its mock model server
+MOCKS = {
+    "claude": "coders.check.mock.anthropic:AnthropicHandler",
+    "codex": "coders.check.mock.openai:OpenAIHandler",
+    "gemini": "coders.check.mock.gemini:GeminiHandler",
+    "opencode": "coders.check.mock.anthropic:AnthropicHandler",
 }
 DUMMY_KEY = "sk-fleet-check-dummy"
 RESET_SLACK = 60.0  # some CLIs state the reset time to the minute ("try again at 3:17 PM")
@@ -58,7 +67,12 @@ class CaseResult:
 
 
 def check(
-    name: str, cases: list[str] | None = None, *, timeout: float = 60.0, path: str | None = None
+    name: str,
+    cases: list[str] | None = None,
+    *,
+    runner: Runner,
+    timeout: float = 60.0,
+    path: str | None = None,
 ) -> list[CaseResult]:
     """Run coder `name`'s CLI against its mock, one result per case (all it supports by default).
 
@@ -69,7 +83,7 @@ def check(
     except KeyError:
         raise CheckError(f"no coder named {name!r} (known: {', '.join(names())})") from None
     handler = mock_handler(coder)
-    supported = coder.mock_cases
+    supported = CHECK_CASES
     unknown = [c for c in cases or [] if c not in supported]
     if unknown:
         raise CheckError(
@@ -78,14 +92,17 @@ def check(
     search = path + os.pathsep + os.environ.get("PATH", "") if path else None
     if which(coder.binary, path=search) is None:
         raise CheckError(missing_cli(coder.binary, name))
-    return [run_case(coder, handler, case, timeout, path) for case in cases or supported]
+    return [
+        run_case(coder, handler, case, timeout, path, runner=runner) for case in cases or supported
+    ]
 
 
 def mock_handler(coder: Coder) -> type[MockHandler]:
     """The mock server handler class a coder names; CheckError when it names none."""
-    if not coder.mock_handler:
+    named = MOCKS.get(coder.name) or str(getattr(coder, "mock_handler", "") or "")
+    if not named:
         raise CheckError(f"no built-in mock for {coder.name}: it cannot be checked")
-    module, _, attr = coder.mock_handler.partition(":")
+    module, _, attr = named.partition(":")
     handler: type[MockHandler] = getattr(import_module(module), attr)
     return handler
 
@@ -113,7 +130,13 @@ def case_env(coder: Coder, case: str, url: str) -> dict[str, str]:
 
 
 def run_case(
-    coder: Coder, handler: type[MockHandler], case: str, timeout: float, path: str | None = None
+    coder: Coder,
+    handler: type[MockHandler],
+    case: str,
+    timeout: float,
+    path: str | None = None,
+    *,
+    runner: Runner,
 ) -> CaseResult:
     started = time.monotonic()
     with (
@@ -121,7 +144,7 @@ def run_case(
         scratch_dir(f"fleet-check-{coder.name}-{case}-") as scratch,
     ):
         spec = scratch.spec(f"check-{case}", case_env(coder, case, mock.url))
-        attempt = run_attempt(coder, spec, scratch, timeout, path)
+        attempt = run_attempt(coder, spec, scratch, timeout, path, runner=runner)
         problems = judge(case, attempt, mock, scratch)
         detail = "; ".join(problems) if problems else summary(attempt)
         if problems and attempt.stderr.strip():

@@ -1,27 +1,35 @@
 """A trial run of a coder's CLI: its own scratch tree, its own session, a wall-clock timeout.
 
-`run_attempt` runs the coder's `command()` for a spec the way the supervisor would (stdin closed,
-a new session, the command's files and environment), with HOME and TMPDIR inside the scratch tree
-so that nothing the CLI writes outlives it, then feeds the output to the coder's parser.
+`run_attempt` runs the coder's `command()` for a spec the way the supervisor does, through the
+same process seam (a `Runner`: the supervisor's `Processes`, given by `fleet coders check` and the
+tests: the agent's wrapper, its run token, the sweep of what it leaves behind), with HOME and
+TMPDIR inside the scratch tree so that nothing the CLI writes outlives it, then feeds the output to
+the coder's parser. This package never imports the supervisor: the runner is passed in.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from coders.base import Coder, Event, Parser, RunSpec, Verdict, which
 
-KILL_GRACE = 5.0
+
+class Runner(Protocol):
+    """Run `argv` in `cwd` with exactly `env` to its end, or stop it (its whole tree) after
+    `timeout` seconds; its stdout and stderr go to `logs`/stdout.log and stderr.log. Returns
+    (exit code, whether it timed out)."""
+
+    def __call__(
+        self, argv: list[str], env: dict[str, str], cwd: Path, timeout: float, logs: Path
+    ) -> tuple[int, bool]: ...
 
 
 @dataclass
@@ -34,7 +42,13 @@ class Scratch:
     def create(cls, root: Path) -> Scratch:
         """The scratch tree under `root`, its directories made."""
         scratch = cls(root)
-        for directory in (scratch.workdir, scratch.result_file.parent, scratch.home, scratch.tmp):
+        for directory in (
+            scratch.workdir,
+            scratch.result_file.parent,
+            scratch.home,
+            scratch.tmp,
+            scratch.logs,
+        ):
             directory.mkdir(parents=True, exist_ok=True)
         return scratch
 
@@ -57,6 +71,10 @@ class Scratch:
     @property
     def tmp(self) -> Path:
         return self.root / "tmp"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"  # the CLI's stdout and stderr
 
     def spec(self, task_id: str, account_env: dict[str, str], **fields: Any) -> RunSpec:
         prompt = (
@@ -101,7 +119,13 @@ class Attempt:
 
 
 def run_attempt(
-    coder: Coder, spec: RunSpec, scratch: Scratch, timeout: float, path: str | None = None
+    coder: Coder,
+    spec: RunSpec,
+    scratch: Scratch,
+    timeout: float,
+    path: str | None = None,
+    *,
+    runner: Runner,
 ) -> Attempt:
     """Run the coder's command for `spec` to the end (or the timeout) and parse its output."""
     command = coder.command(spec)
@@ -118,8 +142,14 @@ def run_attempt(
     exe = which(command.argv[0], path=env.get("PATH"))
     if exe is None:
         raise FileNotFoundError(missing_cli(command.argv[0], coder.name))
+    for log in ("stdout.log", "stderr.log"):  # a resumed session runs in the same scratch tree
+        (scratch.logs / log).unlink(missing_ok=True)
     started = time.monotonic()
-    exit_code, out, err, timed_out = _run([exe, *command.argv[1:]], env, spec.workdir, timeout)
+    exit_code, timed_out = runner(
+        [str(exe), *command.argv[1:]], env, spec.workdir, timeout, scratch.logs
+    )
+    out = _text(scratch.logs / "stdout.log")
+    err = _text(scratch.logs / "stderr.log")
     parser = coder.parser(spec)
     lines = out.splitlines()
     events = [event for line in lines for event in parser.feed(line)]
@@ -128,39 +158,11 @@ def run_attempt(
     return Attempt(exit_code, lines, err, seconds, timed_out, verdict, parser, events)
 
 
-def _run(
-    argv: list[str], env: dict[str, str], cwd: Path, timeout: float
-) -> tuple[int, str, str, bool]:
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    timed_out = False
+def _text(path: Path) -> str:
     try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill_group(proc.pid)
-        try:
-            out, err = proc.communicate(timeout=KILL_GRACE)
-        except subprocess.TimeoutExpired:  # a descendant that left the group holds the pipes
-            proc.wait()
-            out, err = "", ""
-    _kill_group(proc.pid)  # whatever the CLI left running in its session
-    return proc.returncode, out, err, timed_out
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        return
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
 
 
 def missing_cli(binary: str, name: str) -> str:

@@ -175,7 +175,6 @@ class CodexCoder(BaseCoder):
     verified = True
     needs_result = True
     default_model = "gpt-5.5"
-    mock_handler = "coders.check.mock.openai:OpenAIHandler"
     base_url_env = "OPENAI_BASE_URL"
     key_env = "OPENAI_API_KEY"
     credential_env = CREDENTIAL_ENV

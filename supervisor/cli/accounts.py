@@ -69,7 +69,7 @@ def _rows(store: Any) -> list[dict[str, Any]]:
                 "name": name,
                 "coder": account.coder,
                 **described,
-                "running": sum(1 for t in running if (t.run or {}).get("account") == name),
+                "running": sum(1 for t in running if t.run is not None and t.run.account == name),
                 "max_concurrent": account.max_concurrent,
                 "tokens_today": day.tokens.get(name, 0),
                 "cost_today": round(day.cost.get(name, 0.0), 6),

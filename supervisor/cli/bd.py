@@ -304,7 +304,12 @@ def blocked(ctx: click.Context, as_json: bool) -> None:
 @click.option("--acceptance", "acceptance_criteria")
 @click.option("--notes")
 @click.option("-p", "--priority", type=PRIORITY)
-@click.option("-s", "--status", help="open, in_progress, blocked, deferred, closed.")
+@click.option(
+    "-s",
+    "--status",
+    help="open, blocked, deferred or closed (only a supervisor sets in_progress).",
+)
+@click.option("--reason", help="Why it is blocked (with --status blocked; default: by whom).")
 @click.option("-a", "--assignee")
 @click.option("--coder")
 @click.option("--model")
@@ -344,7 +349,8 @@ def update(
     from supervisor.queue.mutations import update as update_task
 
     known_coder(fields.get("coder") or "")
-    task = update_task(open_store(ctx), task_id, fields, add_label, remove_label)
+    reason = fields.pop("reason")
+    task = update_task(open_store(ctx), task_id, fields, add_label, remove_label, reason=reason)
     emit_json(task.to_dict()) if as_json else click.echo(f"updated {task.id}")
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from supervisor.cli.main import emit_json, table
 from supervisor.errors import BadInput, FleetError
+
+if TYPE_CHECKING:
+    from coders.check.trial import Runner
+    from supervisor.run.process import Processes
 
 
 @click.group(invoke_without_command=True)
@@ -83,7 +88,7 @@ def check(name: str, cases: tuple[str, ...], timeout: float, as_json: bool) -> N
     from coders.check.harness import check as run_check
 
     try:
-        results = run_check(name, list(cases) or None, timeout=timeout)
+        results = run_check(name, list(cases) or None, runner=seam_runner(), timeout=timeout)
     except CheckError as exc:
         raise BadInput(str(exc), hint="`fleet coders` lists the coders and their CLIs") from None
     if as_json:
@@ -95,3 +100,18 @@ def check(name: str, cases: tuple[str, ...], timeout: float, as_json: bool) -> N
         click.echo(table(rows, ["CASE", "RESULT", "TIME", "DETAIL"]))
     if not all(r.passed for r in results):
         raise FleetError(f"{name}: {sum(not r.passed for r in results)} case(s) failed")
+
+
+def seam_runner(processes: Processes | None = None) -> Runner:
+    """The check harness's runner: the supervisor's process seam (`Processes`), so that a
+    checked CLI starts, ends and is stopped exactly as a supervised agent is."""
+    from supervisor.run.process import OsProcesses, run_to_end
+
+    seam = processes or OsProcesses()
+
+    def run(
+        argv: list[str], env: dict[str, str], cwd: Path, timeout: float, logs: Path
+    ) -> tuple[int, bool]:
+        return run_to_end(seam, argv, env, cwd, timeout, logs)
+
+    return run

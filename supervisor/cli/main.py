@@ -26,6 +26,7 @@ COMMANDS = {
     "tasks": "supervisor.cli.run:tasks",
     "task": "supervisor.cli.task:task",
     "kill": "supervisor.cli.run:kill",
+    "cancel": "supervisor.cli.run:cancel",
     "retry": "supervisor.cli.run:retry",
     "pause": "supervisor.cli.run:pause",
     "resume": "supervisor.cli.run:resume",

@@ -1,4 +1,4 @@
-"""`fleet supervisor`, `fleet tasks`, `fleet task`, `fleet kill|retry|pause|resume`."""
+"""`fleet supervisor`, `fleet tasks`, `fleet task`, `fleet kill|cancel|retry|pause|resume`."""
 
 from __future__ import annotations
 
@@ -248,35 +248,54 @@ def _cut(text: str, width: int) -> str:
 
 @click.command()
 @click.argument("task_id", type=TASK_ID)
+@click.option("--requeue", is_flag=True, help="Open it again: a supervisor claims it anew.")
 @click.option(
     "--block", "block", default="", metavar="REASON", help="Block the task with this reason."
 )
-@click.option("--json", "as_json", is_flag=True, help="The task as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print what happened as one JSON object.")
 @click.pass_context
-def kill(ctx: click.Context, task_id: str, block: str, as_json: bool) -> None:
-    """Stop a task's running attempt, whole process tree; it goes back to open (or blocked)."""
+def kill(ctx: click.Context, task_id: str, requeue: bool, block: str, as_json: bool) -> None:
+    """Stop a task's running attempt, whole process tree, and hold the task.
+
+    A held task is not claimed again until `fleet retry ID` (a fresh set of attempts) or
+    `fleet resume ID` (its attempts kept). --requeue opens it again at once; --block blocks it
+    with a reason.
+    """
     from supervisor.run.control import kill as kill_task
 
-    found = kill_task(open_store(ctx), task_id, block)
-    if as_json:
-        emit_json(found.to_dict())
-        return
-    click.echo(
-        f"killed {task_id}; it is {found.status}"
-        + (f": {found.status_reason}" if found.status == "blocked" else "")
-    )
+    if requeue and block:
+        from supervisor.errors import BadInput
+
+        raise BadInput("--requeue and --block contradict each other", hint="choose one")
+    then = "requeue" if requeue else "block" if block else "hold"
+    stopped = kill_task(open_store(ctx), task_id, then, block)
+    emit_json(stopped.to_dict()) if as_json else click.echo(stopped.message())
 
 
 @click.command()
 @click.argument("task_id", type=TASK_ID)
-@click.option("--json", "as_json", is_flag=True, help="The task as JSON.")
+@click.option("-r", "--reason", default="", help="Why it is cancelled (kept in close_reason).")
+@click.option("--json", "as_json", is_flag=True, help="Print what happened as one JSON object.")
 @click.pass_context
-def retry(ctx: click.Context, task_id: str, as_json: bool) -> None:
-    """Open a blocked or failed task again with a fresh set of attempts."""
+def cancel(ctx: click.Context, task_id: str, reason: str, as_json: bool) -> None:
+    """Close a task as not done; a running attempt is stopped first."""
+    from supervisor.run.control import cancel as cancel_task
+
+    stopped = cancel_task(open_store(ctx), task_id, reason)
+    emit_json(stopped.to_dict()) if as_json else click.echo(stopped.message())
+
+
+@click.command()
+@click.argument("task_id", type=TASK_ID)
+@click.option("--force", is_flag=True, help="Run a closed, done task again too.")
+@click.option("--json", "as_json", is_flag=True, help="Print the task as one JSON object.")
+@click.pass_context
+def retry(ctx: click.Context, task_id: str, force: bool, as_json: bool) -> None:
+    """Open a task again, now, with a fresh set of attempts (earlier ones stay in its history)."""
     from supervisor.run.control import retry as retry_task
 
-    found = retry_task(open_store(ctx), task_id)
-    emit_json(found.to_dict()) if as_json else click.echo(f"{found.id} is open again")
+    task = retry_task(open_store(ctx), task_id, force)
+    emit_json(task.to_dict()) if as_json else click.echo(f"{task.id} is open again")
 
 
 @click.command()
@@ -294,14 +313,25 @@ def pause(ctx: click.Context, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help='`{"paused": false}`.')
+@click.argument("task_id", required=False, type=TASK_ID)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='The task as JSON (without TASK_ID: `{"paused": false}`).',
+)
 @click.pass_context
-def resume(ctx: click.Context, as_json: bool) -> None:
-    """Claim tasks again after `fleet pause`."""
+def resume(ctx: click.Context, task_id: str | None, as_json: bool) -> None:
+    """Claim tasks again after `fleet pause`; with TASK_ID, release a task `fleet kill` held."""
+    from supervisor.run.control import resume as resume_task
     from supervisor.run.control import set_paused
 
-    set_paused(open_store(ctx), False)
-    emit_json({"paused": False}) if as_json else click.echo("resumed")
+    if task_id is None:
+        set_paused(open_store(ctx), False)
+        emit_json({"paused": False}) if as_json else click.echo("resumed")
+        return
+    task = resume_task(open_store(ctx), task_id)
+    emit_json(task.to_dict()) if as_json else click.echo(f"{task.id} is open again")
 
 
 @click.command()

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
+from supervisor import lifecycle
 from supervisor.cli.ids import IdGroup, help_asked, resolve
 from supervisor.cli.main import emit_json, open_store, table
 from supervisor.cli.numbers import duration, money, tokens
@@ -53,13 +54,14 @@ def overview(store: Any, task_id: str) -> dict[str, Any]:
     found = store.get(task_id)
     usage = views.usage_report(found)
     last = found.attempts[-1] if found.attempts else {}
-    n = int((found.run or {}).get("attempt") or len(found.attempts))
+    run = found.run.to_dict() if found.run else {}
+    n = int(run.get("attempt") or len(found.attempts))
     log_tail: list[str] = []
     stderr_tail: list[str] = []
     if n:
         log_tail = _text(views.artifact(store, found, n, "log.txt")).splitlines()[-TAIL:]
         stderr_tail = _text(views.artifact(store, found, n, "stderr.log")).splitlines()[-TAIL:]
-    workdir = str((found.run or {}).get("workdir") or last.get("workdir") or "")
+    workdir = str(run.get("workdir") or last.get("workdir") or "")
     return {
         **_planned(found),
         "id": found.id,
@@ -67,12 +69,12 @@ def overview(store: Any, task_id: str) -> dict[str, Any]:
         "status": found.status,
         "why": found.status_reason or found.close_reason,
         "coder": checks.effective_coder(store, found),
-        "model": (found.run or {}).get("model") or last.get("model") or found.model,
+        "model": run.get("model") or last.get("model") or found.model,
         "cwd": found.cwd,
         "workdir": workdir,
         "branch": f"fleet/{found.id}" if workdir and workdir != found.cwd else "",
         "attempts": len(found.attempts),
-        "running": (found.run or {}).get("attempt"),
+        "running": run.get("attempt"),
         "usage": usage["total"],
         "log_tail": log_tail,
         "stderr_tail": stderr_tail,
@@ -232,7 +234,7 @@ def _follow(store: Any, task_id: str, n: int, path: Any) -> int:
         if chunk:
             offset += len(chunk)
             click.echo(chunk.decode(errors="replace"), nl=False)
-        elif (store.get(task_id).run or {}).get("attempt") != n:
+        elif lifecycle.current(store.get(task_id), n) is None:
             return offset
         else:
             time.sleep(0.2)
@@ -320,7 +322,7 @@ def task_attempts(ctx: click.Context, as_json: bool) -> None:
     """Every attempt: outcome, reason, exit code, times."""
     found = open_store(ctx).get(ctx.obj)
     running = (
-        [{"n": found.run.get("attempt"), "outcome": "running", **found.run}] if found.run else []
+        [{"n": found.run.attempt, "outcome": "running", **found.run.to_dict()}] if found.run else []
     )
     if as_json:
         emit_json(found.attempts + running)

@@ -10,7 +10,7 @@ from typing import Any
 
 from supervisor.errors import NotFound
 from supervisor.model import Task, parse_time
-from supervisor.run.attempt import live_files, run_dir
+from supervisor.run.attempt import live_files, run_dir, waiting_path
 from supervisor.store.store import Store
 
 SHOWN = ["open", "in_progress", "blocked", "deferred"]
@@ -18,10 +18,12 @@ SHOWN = ["open", "in_progress", "blocked", "deferred"]
 
 def live_status(store: Store, task: Task) -> dict[str, Any]:
     """The running attempt's newest figures: its status file, else the last checkpoint."""
-    run = task.run or {}
-    files = live_files(store.home, task.id, int(run.get("attempt", 0)))
+    if task.run is None:
+        return {}
+    run = task.run.to_dict()
+    files = live_files(store.home, task.id, task.run.attempt)
     try:
-        data = json.loads((files.root / "status.json").read_text())
+        data = json.loads(files.status.read_text())
         return {**run, **data} if isinstance(data, dict) else run
     except (OSError, ValueError):
         return run
@@ -48,7 +50,7 @@ def rows(store: Store, show_all: bool = False, now: float | None = None) -> list
 def waiting_reasons(store: Store) -> dict[str, str]:
     """Why the running supervisor left ready tasks waiting (accounts, daily budgets)."""
     try:
-        data = json.loads((store.home / "live" / "waiting.json").read_text())
+        data = json.loads(waiting_path(store.home).read_text())
     except (OSError, ValueError):
         return {}
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
@@ -86,7 +88,7 @@ def row(store: Store, task: Task, now: float) -> dict[str, Any]:
 
 def attempt_number(task: Task, wanted: int | None) -> int:
     """The attempt to show: the one asked for, else the running one, else the last."""
-    last = int((task.run or {}).get("attempt") or len(task.attempts))
+    last = task.run.attempt if task.run else len(task.attempts)
     if wanted is None:
         if last == 0:
             raise NotFound(
@@ -101,7 +103,7 @@ def attempt_number(task: Task, wanted: int | None) -> int:
 
 def artifact(store: Store, task: Task, n: int, name: str) -> bytes | None:
     """A file of attempt n: live while it runs, else the committed record."""
-    if (task.run or {}).get("attempt") == n:
+    if task.run is not None and task.run.attempt == n:
         live = live_files(store.home, task.id, n).root / name
         if live.exists():
             return live.read_bytes()
@@ -109,7 +111,7 @@ def artifact(store: Store, task: Task, n: int, name: str) -> bytes | None:
 
 
 def live_path(store: Store, task: Task, n: int, name: str) -> Path | None:
-    if (task.run or {}).get("attempt") != n:
+    if task.run is None or task.run.attempt != n:
         return None
     return live_files(store.home, task.id, n).root / name
 

@@ -41,7 +41,7 @@ def approve(
         if agent:
             approver = snap.need(check_id(agent))
             refusal = gates.refuse_self_approval(task, approver)
-            run = approver.run or {}
+            run = approver.run.to_dict() if approver.run else {}
             record.update(kind="role", role=approver.role, by=approver.id)
             record.update({k: str(run.get(k) or "") for k in ("coder", "model", "account")})
             if refusal:

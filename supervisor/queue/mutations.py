@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from supervisor import lifecycle
 from supervisor.errors import BadInput, NotFound
 from supervisor.graph import find_cycle
 from supervisor.handoffs import check_requirement, start_reactions
 from supervisor.model import (
     BLOCKING_TYPES,
     DEP_TYPE_PATTERN,
-    FLEET_STATUSES,
     ISOLATIONS,
     KNOWN_DEP_TYPES,
     PARENT_TYPE,
@@ -24,10 +25,11 @@ from supervisor.model import (
     check_dep_target,
     check_id,
     check_priority,
+    iso,
     new_id,
     now_iso,
 )
-from supervisor.store.store import Change, Snapshot, Store
+from supervisor.store.store import Change, Snapshot, Store, user_actor
 
 DEFAULT_PREFIX = "fl"
 
@@ -275,9 +277,11 @@ def update(
     add_labels: Iterable[str] = (),
     remove_labels: Iterable[str] = (),
     actor: str | None = None,
+    reason: str | None = None,
 ) -> Task:
     check_id(task_id)
     fields = {k: v for k, v in fields.items() if v is not None}
+    status = fields.pop("status", None)
     unknown = set(fields) - set(UPDATABLE)
     if unknown:
         raise BadInput(f"cannot update {', '.join(sorted(unknown))}", hint=", ".join(UPDATABLE))
@@ -286,10 +290,11 @@ def update(
     check_limits(fields.get("max_seconds"), fields.get("max_cost"))
     check_after_children(str(fields.get("after_children") or ""))
     check_isolation(fields.get("isolation"))
-    if "status" in fields and fields["status"] not in FLEET_STATUSES:
+    if status is not None:
+        lifecycle.check_status(status)
+    if reason is not None and status != "blocked":
         raise BadInput(
-            f"status {fields['status']!r} is not valid",
-            hint=f"use one of {', '.join(FLEET_STATUSES)}",
+            "--reason goes with --status blocked", hint="add `--status blocked`, or drop --reason"
         )
     if "cwd" in fields:
         fields["cwd"] = resolve_cwd(str(fields["cwd"]))
@@ -299,13 +304,11 @@ def update(
 
     def build(snap: Snapshot) -> tuple[Change | None, Task]:
         task = snap.need(task_id)
-        if "status" in fields and fields["status"] != task.status:
-            _refuse_if_running(task)
         before = task.to_dict()
+        if status is not None:
+            lifecycle.set_status(task, status, actor or user_actor(), reason or "", time.time())
         for key, value in fields.items():
             setattr(task, key, value)
-        if "status" in fields:
-            _status_side_effects(task, before.get("status", ""))
         task.labels = sorted((set(task.labels) | set(adds)) - set(removes))
         if task.to_dict() == before:
             return None, task
@@ -319,39 +322,16 @@ def update(
     return store.mutate(build, actor)
 
 
-def _status_side_effects(task: Task, old: str) -> None:
-    if task.status == "closed" and old != "closed":
-        task.closed_at = now_iso()
-    elif task.status != "closed":
-        task.closed_at = ""
-        task.close_reason = ""
-    if task.status == "open":
-        task.status_reason = ""
-        task.not_before = ""
-
-
-def _refuse_if_running(task: Task) -> None:
-    if task.run is not None:
-        raise BadInput(
-            f"task {task.id} is running (attempt {task.run.get('attempt', '?')})",
-            hint=f"stop it first with `fleet kill {task.id}`",
-        )
-
-
 def close(store: Store, ids: list[str], reason: str = "", actor: str | None = None) -> list[Task]:
     for task_id in ids:
         check_id(task_id)
 
     def build(snap: Snapshot) -> tuple[Change | None, list[Task]]:
         tasks = [snap.need(i) for i in dict.fromkeys(ids)]
-        for task in tasks:
-            _refuse_if_running(task)
-        todo = [t for t in tasks if t.status != "closed"]
-        stamp = now_iso()
+        now = time.time()
+        todo = [t for t in tasks if lifecycle.close(t, reason, now)]
         for task in todo:
-            task.status, task.closed_at, task.updated_at = "closed", stamp, stamp
-            task.close_reason = reason
-            task.status_reason = ""
+            task.updated_at = iso(now)
         if not todo:
             return None, tasks
         names = " ".join(t.id for t in todo)
@@ -368,12 +348,8 @@ def reopen(store: Store, task_id: str, actor: str | None = None) -> Task:
 
     def build(snap: Snapshot) -> tuple[Change | None, Task]:
         task = snap.need(task_id)
-        _refuse_if_running(task)
-        if task.status == "open":
+        if not lifecycle.reopen(task, time.time()):
             return None, task
-        task.status, task.closed_at, task.close_reason = "open", "", ""
-        task.status_reason, task.not_before = "", ""
-        task.updated_at = now_iso()
         change = Change(f"reopen {task_id}", "reopened")
         change.put(task)
         return change, task

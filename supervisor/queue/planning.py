@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import coders
-from supervisor import planning
+from supervisor import lifecycle, planning
 from supervisor.config import Config
 from supervisor.errors import BadInput
 from supervisor.model import Task, check_id, now_iso, parse_time
@@ -56,7 +56,8 @@ def queue_graph(
             raise BadInput("the task graph has no subtasks", hint="list at least one subtask")
         taken = lambda task_id: snap.get(task_id) is not None  # noqa: E731
         children = planning.children(task, subtasks, taken, parse_time(task.created_at))
-        planning.wait_for(task, children, task.after_children or config.after_children)
+        after = task.after_children or config.after_children
+        lifecycle.wait_for_subtasks(task, [c.id for c in children], after)
         change = Change(
             f"plan {task.id}: {_short(task.title)} ({len(children)} subtasks)", "planned"
         )

@@ -51,9 +51,23 @@ class LiveFiles:
     def handle(self) -> Path:
         return self.root / "handle.json"
 
+    @property
+    def status(self) -> Path:
+        return self.root / "status.json"  # the running attempt's newest figures
+
+
+def live_dir(home: Path, task_id: str) -> Path:
+    """Where the live files of a task's attempts are: `$FLEET_HOME/live/<task>/`."""
+    return home / "live" / task_id
+
 
 def live_files(home: Path, task_id: str, n: int) -> LiveFiles:
-    return LiveFiles(home / "live" / task_id / str(n))
+    return LiveFiles(live_dir(home, task_id) / str(n))
+
+
+def waiting_path(home: Path) -> Path:
+    """Why the running supervisor left ready tasks waiting, by task id (JSON)."""
+    return home / "live" / "waiting.json"
 
 
 def run_dir(task_id: str, n: int) -> str:
@@ -175,3 +189,28 @@ def render(event: Event) -> str:
     if kind == EventKind.RESULT:
         return f"[result{' error' if event.is_error else ''}] {event.text}"
     return ""
+
+
+# -- the live files' reading and writing (one atomic JSON writer for the loop and the service) --
+
+
+def read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def write_json(path: Path, data: object) -> None:
+    """Write `data` as JSON to `path` atomically: a reader sees the old file or the new one."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
+def load_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -18,12 +18,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from supervisor.errors import FleetError
 from supervisor.run import stopping
-from supervisor.run.process import OsProcesses
+from supervisor.run.attempt import write_json
+from supervisor.run.process import OsProcesses, Processes
 from supervisor.run.supervisor import Supervisor, TickReport
+from supervisor.store.flock import Flock
 from supervisor.store.store import Store
 
 IDLE_POLL = 0.02  # how often an idle loop looks at the ref (a stat and a read)
@@ -64,26 +64,22 @@ def log_path(store: Store) -> Path:
     return store.home / "logs" / "supervisor.log"
 
 
-def acquire(store: Store, mode: str) -> FileLock:
+def acquire(store: Store, mode: str) -> Flock:
     """Take the home's supervisor lock, or say which process holds it.
 
     It waits a second: `running()` probes the lock for an instant, and a supervisor starting at
     that instant must not take the probe for a running supervisor (which holds it for its life).
     """
-    lock = FileLock(lock_path(store), timeout=1.0)
-    try:
-        lock.acquire()
-    except Timeout:
+    lock = Flock(lock_path(store))
+    if not lock.acquire(patience=1.0):
         holder = read_info(store)
         pid = f"pid {holder.pid}" if holder else "another process"
         raise AlreadyRunning(
             f"a supervisor already runs for {store.home} ({pid})",
             hint="see it with `fleet supervisor status`; stop it with `fleet supervisor stop`",
-        ) from None
+        )
     info = Info(os.getpid(), time.time(), str(store.home), mode)
-    tmp = info_path(store).with_suffix(".tmp")
-    tmp.write_text(json.dumps(info.to_dict()))
-    tmp.replace(info_path(store))
+    write_json(info_path(store), info.to_dict())
     return lock
 
 
@@ -99,10 +95,8 @@ def read_info(store: Store) -> Info | None:
 
 def running(store: Store) -> Info | None:
     """The live supervisor of this home, if any (the lock is held)."""
-    lock = FileLock(lock_path(store), blocking=False)
-    try:
-        lock.acquire()
-    except Timeout:
+    lock = Flock(lock_path(store))
+    if not lock.acquire():
         return read_info(store)
     lock.release()
     return None
@@ -111,9 +105,14 @@ def running(store: Store) -> Info | None:
 class Loop:
     """Drives `Supervisor.tick` with the real clock until told to stop."""
 
-    def __init__(self, store: Store, progress: Callable[[TickReport], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        progress: Callable[[TickReport], None] | None = None,
+        processes: Processes | None = None,
+    ) -> None:
         self.store = store
-        self.supervisor = Supervisor(store, OsProcesses())
+        self.supervisor = Supervisor(store, processes or OsProcesses())
         self.progress = progress
         self.stop_requested = 0  # 1: graceful, 2: now
         self.stop_deadline = 0.0

@@ -5,26 +5,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import coders
 from coders.base import Outcome
-from supervisor import planning
+from supervisor import lifecycle, planning
 from supervisor.config import Config
+from supervisor.lifecycle import Ending
 from supervisor.model import Task
 from supervisor.run.ops import Op
-from supervisor.run.outcome import Ending
+from supervisor.run.triage import Fill
 from supervisor.store.store import Snapshot, Store
 
 Spawn = Callable[[Snapshot, Task], list[Task]]
 
 
 def on_end(
-    ending: Ending, task: Task | None, store: Store, config: Config
+    ending: Ending, task: Task | None, store: Store, config: Config, fill: object = None
 ) -> tuple[Ending, list[planning.Subtask]]:
     """The subtasks a finished attempt's result lists, checked whole. A refusal turns the attempt
-    into a failure whose reason the next attempt's knowledge shows the agent."""
+    into a failure whose reason the next attempt's knowledge shows the agent. (None for a triage
+    or refinement attempt, `fill`: what it prepares is the task, not its subtasks.)"""
     result = ending.result
-    if result is None or result.subtasks is None or task is None:
+    if fill is not None or result is None or result.subtasks is None or task is None:
         return ending, []
     if ending.outcome != Outcome.SUCCESS or result.status != "done":
         return ending, []  # a partial or blocked result: its subtasks wait for the finished work
@@ -58,7 +61,7 @@ def spawn(subtasks: list[planning.Subtask], after: str, now: float) -> Spawn | N
             return []
         taken = lambda task_id: snap.get(task_id) is not None  # noqa: E731
         created = planning.children(parent, subtasks, taken, now)
-        planning.wait_for(parent, created, after)
+        lifecycle.wait_for_subtasks(parent, [c.id for c in created], after)
         return created
 
     return make
@@ -79,7 +82,7 @@ class Parents:
         for body in self.store.cache.waiting_parents():
             parent = Task.from_dict(json.loads(body))
             statuses = self.store.cache.statuses(parent.subtasks)
-            if not planning.settle(parent, statuses, now):  # on a copy: is there news?
+            if not lifecycle.settle_subtasks(parent, statuses, now):  # on a copy: is there news?
                 continue
             event = {"open": "integrate", "closed": "subtasks_closed"}.get(parent.status, "waiting")
             ops.append(Op(parent.id, event, _settler(statuses, now)))
@@ -87,4 +90,28 @@ class Parents:
 
 
 def _settler(statuses: dict[str, str], now: float) -> Callable[[Task], bool]:
-    return lambda task: planning.settle(task, statuses, now)
+    return lambda task: lifecycle.settle_subtasks(task, statuses, now)
+
+
+def planned(
+    op: Op,
+    n: int,
+    summary: dict[str, Any],
+    fill: Fill | None,
+    subtasks: list[planning.Subtask],
+    task: Task | None,
+    config: Config,
+    now: float,
+) -> Op:
+    """The op that records an ended attempt, with what planning adds: a triage or refinement
+    attempt's changes instead of the usual end, or the subtasks created in the same commit."""
+    if fill is not None:
+        prepare = fill
+
+        def change(fresh: Task) -> bool:
+            return lifecycle.current(fresh, n) is not None and prepare(fresh, dict(summary), now)
+
+        op.apply = change
+    after = after_children(task, config) if task else config.after_children
+    op.spawn = spawn(subtasks, after, now)
+    return op

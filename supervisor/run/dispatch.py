@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from supervisor import accounts, budgets, routing
+from supervisor import accounts, budgets, lifecycle, routing
 from supervisor.config import Config
-from supervisor.model import Task, iso
+from supervisor.model import Run, Task, iso
 from supervisor.run.attempt import Attempt
 from supervisor.run.ops import Op
 from supervisor.run.process import new_token
-from supervisor.store.store import Snapshot
+from supervisor.store.store import Snapshot, Store
 
 
 @dataclass
@@ -99,7 +100,7 @@ def _per_role(snap: Snapshot, fleet: Fleet) -> dict[str, int]:
     counts: dict[str, int] = {}
     for task_id in fleet.running:
         task = snap.get(task_id)
-        role = str(((task.run or {}).get("role") or task.role) if task is not None else "")
+        role = ((task.run.role if task.run else "") or task.role) if task is not None else ""
         if role:
             counts[role] = counts.get(role, 0) + 1
     return counts
@@ -169,32 +170,41 @@ def unavailable(name: str, fleet: Fleet, per_account: Mapping[str, int]) -> str:
 def claim_op(pick: Pick, actor: str, host: str, pid: int, now: float) -> Op:
     """Flip the task from open to in_progress for this supervisor: the exactly-once claim."""
     task = pick.task
-    run = {
-        "attempt": len(task.attempts) + 1,
-        "actor": actor,
-        "host": host,
-        "supervisor_pid": pid,
-        "coder": pick.coder,
-        "model": pick.model,
-        "account": pick.account,
-        "claimed_at": iso(now),
-        "started_at": iso(now),
-        "token": new_token(),  # known before the agent starts, so it can always be found
-    }
     decision = pick.decision
-    if decision is not None and decision.role:
-        run["role"] = decision.role
-    if decision is not None and decision.purpose:
-        run["purpose"] = decision.purpose
-        run["missing"] = list(decision.missing)
+    run = Run(
+        lifecycle.next_attempt(task),
+        actor=actor,
+        host=host,
+        supervisor_pid=pid,
+        coder=pick.coder,
+        model=pick.model,
+        account=pick.account,
+        claimed_at=iso(now),
+        started_at=iso(now),
+        token=new_token(),  # known before the agent starts, so it can always be found
+        role=decision.role if decision is not None else "",
+        purpose=decision.purpose if decision is not None else "",
+        missing=list(decision.missing) if decision is not None and decision.purpose else None,
+    )
 
     def change(fresh: Task) -> bool:
-        if fresh.status != "open" or fresh.run is not None:
-            return False  # someone else has it, or it changed: not ours
-        fresh.status, fresh.assignee, fresh.run = "in_progress", actor, dict(run)
+        if not lifecycle.claim(fresh, Run.from_dict(run.to_dict()), now):
+            return False
         if decision is not None and decision.route is not None and not fresh.role:
             fresh.role, fresh.route = decision.route["role"], dict(decision.route)
-        fresh.status_reason, fresh.updated_at = "", iso(now)
         return True
 
     return Op(task.id, "claimed", change)
+
+
+def today(
+    store: Store, config: Config, running: Mapping[str, Attempt], spent: list[Any], now: float
+) -> budgets.Day | None:
+    """What today's attempts used, by account, when a daily ceiling is set (else None): the
+    ended ones from the store, the running ones, and `spent` (those ended in this tick)."""
+    if not budgets.has_ceilings(config):
+        return None
+    prices = config.prices
+    live = [(a.account, a.usage, budgets.cost(a.usage, prices)) for a in running.values()]
+    tasks = [Task.from_dict(b) for b in store.cache.updated_since(budgets.day_start(now))]
+    return budgets.today(tasks, live + spent, now)

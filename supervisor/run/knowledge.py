@@ -31,7 +31,7 @@ def build(
     from supervisor.run import review
 
     parts = [f"# Task {task.id}: {task.title}"]
-    role = str((task.run or {}).get("role") or task.role)
+    role = (task.run.role if task.run else "") or task.role
     if role and not handbook.strip():
         parts.append(f"Your role: {role}.")
     handoffs = review.sections(task, handbook, lookup, role)  # the handbook, review handoffs

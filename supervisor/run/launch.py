@@ -7,7 +7,6 @@ variables (or, with no account, the supervisor's own base-URL and key variables 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import threading
@@ -22,7 +21,7 @@ from supervisor import accounts
 from supervisor.config import Config
 from supervisor.model import Task
 from supervisor.run import knowledge, triage, worktree
-from supervisor.run.attempt import Attempt, live_files
+from supervisor.run.attempt import Attempt, live_files, write_json
 from supervisor.run.process import TOKEN_ENV, Processes, SpawnError, new_token
 from supervisor.store.store import Store
 
@@ -46,10 +45,11 @@ class Prepared:
 
 def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
     """All a claimed attempt needs before its agent starts; LaunchError when it cannot start."""
-    run = task.run or {}
-    n = int(run["attempt"])
+    run = task.run
+    assert run is not None, "prepare() takes a claimed task"
+    n = run.attempt
     files = live_files(store.home, task.id, n)
-    coder_name = str(run["coder"])
+    coder_name = run.coder
     try:
         coder = coders.get(coder_name)
     except KeyError:
@@ -57,11 +57,11 @@ def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
             f"unknown coder {coder_name!r} (known: {', '.join(coders.names())})"
         ) from None
     attempt = Attempt(task.id, n, coder, coder.parser(), files, now, checkpoint_at=now)
-    attempt.model, attempt.account = str(run.get("model") or ""), str(run.get("account") or "")
+    attempt.model, attempt.account = run.model, run.account
     try:
         workdir = _workdir(store, config, task)
         attempt.workdir = str(workdir)
-        role_name = str((task.run or {}).get("role") or task.role)
+        role_name = (task.run.role if task.run else "") or task.role
         role = config.roles.get(role_name) if role_name else None
         handbook = role.handbook if role else ""  # in the knowledge, not the system prompt
         prompt = knowledge.build(
@@ -89,11 +89,19 @@ def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
         "TMPDIR": str(files.root / "tmp"),
         **spec.account_env,
         **command.env,
-        TOKEN_ENV: str(run.get("token") or new_token()),
+        TOKEN_ENV: run.token or new_token(),
     }
     for name in command.unset_env:
         env.pop(name, None)
     return Prepared(attempt, prompt, command, env)
+
+
+def try_prepare(store: Store, config: Config, task: Task, now: float) -> Prepared | LaunchError:
+    """`prepare`, or why the attempt cannot start."""
+    try:
+        return prepare(store, config, task, now)
+    except LaunchError as exc:
+        return exc
 
 
 def start_all(
@@ -130,7 +138,7 @@ def _start(processes: Processes, prepared: Prepared | LaunchError) -> Attempt | 
         return LaunchError(exc.reason)
     except OSError as exc:
         return LaunchError(str(exc))
-    files.handle.write_text(json.dumps(attempt.handle.to_dict()))
+    write_json(files.handle, attempt.handle.to_dict())
     return attempt
 
 
@@ -164,7 +172,7 @@ def run_spec(
 ) -> RunSpec:
     coder = attempt.coder
     settings = config.coders.get(coder.name)
-    role_name = str((task.run or {}).get("role") or task.role)
+    role_name = (task.run.role if task.run else "") or task.role
     role = config.roles.get(role_name) if role_name else None
     spec = RunSpec(
         task_id=task.id,

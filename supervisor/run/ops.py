@@ -80,3 +80,18 @@ def _write_ahead(store: Store, blobs: Collection[bytes]) -> None:
     with ThreadPoolExecutor(min(WRITERS, len(blobs))) as pool:
         written = pool.map(lambda data: store.git.write_object("blob", data), blobs)
         list(written)  # a failed write raises here
+
+
+class Parsed:
+    """The tasks of one snapshot, each parsed once (ticks mostly see no change)."""
+
+    def __init__(self) -> None:
+        self._commit: str | None = None
+        self._tasks: dict[str, Task | None] = {}
+
+    def get(self, snap: Snapshot, task_id: str) -> Task | None:
+        if snap.commit != self._commit:
+            self._commit, self._tasks = snap.commit, {}
+        if task_id not in self._tasks:
+            self._tasks[task_id] = snap.get(task_id)
+        return self._tasks[task_id]

@@ -399,3 +399,33 @@ def _send(proc: psutil.Process, sig: int) -> bool:
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
     return True
+
+
+RUN_POLL = 0.05  # how often `run_to_end` looks whether the process ended
+
+
+def run_to_end(
+    processes: Processes,
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    timeout: float,
+    logs: Path,
+    grace: float = 5.0,
+) -> tuple[int, bool]:
+    """Run one agent through the seam to its end, or stop it after `timeout` seconds: its exit
+    code and whether it timed out. Its stdout and stderr go to `logs`; what it leaves running
+    (found by its run token) is stopped. SpawnError when it cannot start."""
+    handle = processes.spawn(argv, cwd, env, logs / "stdout.log", logs / "stderr.log", logs / "rc")
+    deadline = time.monotonic() + timeout
+    timed_out = False
+    code = processes.poll(handle)
+    while code is None:
+        if time.monotonic() > deadline:
+            timed_out = True
+            processes.terminate(handle, grace)
+        else:
+            time.sleep(RUN_POLL)
+        code = processes.poll(handle)
+    processes.sweep(handle.token)  # whatever it left behind
+    return code, timed_out

@@ -3,11 +3,11 @@ cat: data.txt: No such file or directory` says what went wrong where a bare exit
 
 from __future__ import annotations
 
-from dataclasses import replace
+import copy
 from pathlib import Path
 
 from coders.base import Outcome
-from supervisor.run.outcome import Ending
+from supervisor.lifecycle import Ending
 
 # Endings whose own reason does not say what the agent ran into.
 TOLD = {Outcome.FAILURE, Outcome.SETUP_ERROR, Outcome.AUTH_ERROR, Outcome.MAX_TURNS}
@@ -41,4 +41,6 @@ def with_stderr(ending: Ending, stderr: Path) -> Ending:
         return ending
     reason = f"{ending.reason}: {line}" if ending.reason else line
     block = f"{ending.block_reason}: {line}" if ending.block_reason else ""
-    return replace(ending, reason=reason, block_reason=block)
+    told = copy.copy(ending)
+    told.reason, told.block_reason = reason, block
+    return told

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from coders.base import Outcome
-from supervisor import routing
+from supervisor import lifecycle, routing
 from supervisor.config import Config
-from supervisor.model import Task, iso
-from supervisor.run.outcome import Ending
+from supervisor.lifecycle import Ending
+from supervisor.model import Task
 
-Fill = Callable[[Task, dict[str, Any], float], None]  # (task, attempt record, now)
+Fill = Callable[[Task, dict[str, Any], float], bool]  # (task, attempt record, now) -> changed
 
 REFINED_FIELDS = {
     "description": "description",
@@ -28,8 +28,7 @@ class Refused(Exception):
 
 def knowledge(task: Task, config: Config) -> str:
     """What the agent is asked to do in a triage or refinement attempt ("" for the work)."""
-    run = task.run or {}
-    purpose = run.get("purpose") or ""
+    purpose = task.run.purpose if task.run else ""
     if purpose == routing.TRIAGE:
         roles = "\n".join(
             f"- {name}: {_first_line(settings.handbook) or 'no handbook'}"
@@ -43,7 +42,7 @@ def knowledge(task: Task, config: Config) -> str:
             'Add to your result: "route": {"role": "<one of the roles>", "reason": "<why>"}'
         )
     if purpose == routing.REFINE:
-        missing = [str(m) for m in run.get("missing") or []]
+        missing = list(task.run.missing or []) if task.run else []
         return (
             "## Your job: refine this task before work starts\n\n"
             f"Do not do the task. It lacks: {', '.join(missing)}. Write what a developer needs "
@@ -57,18 +56,19 @@ def knowledge(task: Task, config: Config) -> str:
 
 def record_fields(task: Task | None) -> dict[str, Any]:
     """The role an attempt ran as, and what for, for its record."""
-    run = (task.run if task else None) or {}
-    out = {}
-    for key in ("role", "purpose"):
-        if run.get(key):
-            out[key] = run[key]
+    run = task.run if task else None
+    out: dict[str, Any] = {}
+    if run is not None and run.role:
+        out["role"] = run.role
+    if run is not None and run.purpose:
+        out["purpose"] = run.purpose
     return out
 
 
 def on_end(ending: Ending, task: Task | None, config: Config) -> tuple[Ending, Fill | None]:
     """For a triage or refinement attempt that finished: how it changes the task, or a failure
     saying what its result lacks (retried by the usual rules, and the agent told)."""
-    purpose = str((task.run or {}).get("purpose") or "") if task else ""
+    purpose = task.run.purpose if task and task.run else ""
     result = ending.result
     if not purpose or ending.outcome != Outcome.SUCCESS or result is None:
         return ending, None
@@ -94,10 +94,11 @@ def _route(raw: object, config: Config) -> Fill:
     if not isinstance(reason, str):
         raise Refused("the route's reason is not a string")
 
-    def fill(task: Task, record: dict[str, Any], now: float) -> None:
+    def fill(task: Task, record: dict[str, Any], now: float) -> bool:
         task.role = role
         task.route = {"role": role, "by": routing.TRIAGE, "reason": reason.strip()}
-        _requeue(task, record, now, f"routed to {role} by triage: {reason.strip() or 'no reason'}")
+        why = f"routed to {role} by triage: {reason.strip() or 'no reason'}"
+        return _requeue(task, record, now, why)
 
     return fill
 
@@ -118,13 +119,13 @@ def _refine(raw: object, task: Task | None) -> Fill:
         isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 0
     ):
         raise Refused("refined.estimate_minutes is not a whole number of minutes")
-    missing = [str(m) for m in ((task.run or {}).get("missing") or [])] if task else []
+    missing = list(task.run.missing or []) if task and task.run else []
     given = {**{k: bool(v) for k, v in texts.items()}, "estimate": minutes is not None}
     lacking = [m for m in missing if not given.get(REFINED_FIELDS.get(m, m), False)]
     if lacking:
         raise Refused(f"the refined task still lacks {', '.join(lacking)}")
 
-    def fill(task: Task, record: dict[str, Any], now: float) -> None:
+    def fill(task: Task, record: dict[str, Any], now: float) -> bool:
         for field, value in texts.items():
             if value:
                 setattr(task, field, value)
@@ -132,16 +133,14 @@ def _refine(raw: object, task: Task | None) -> Fill:
             task.extra["estimated_minutes"] = minutes
         if routing.REFINED_LABEL not in task.labels:
             task.labels = sorted([*task.labels, routing.REFINED_LABEL])
-        _requeue(task, record, now, f"refined by {record.get('role') or 'its refiner'}")
+        return _requeue(task, record, now, f"refined by {record.get('role') or 'its refiner'}")
 
     return fill
 
 
-def _requeue(task: Task, record: dict[str, Any], now: float, reason: str) -> None:
-    record["counted"] = False
-    task.attempts.append(record)
-    task.run, task.assignee, task.not_before = None, "", ""
-    task.status, task.status_reason, task.updated_at = "open", reason, iso(now)
+def _requeue(task: Task, record: dict[str, Any], now: float, reason: str) -> bool:
+    n = int(record.get("n") or 0)
+    return lifecycle.prepared(task, n, record, reason, now)
 
 
 def _first_line(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from coders.check.mock.base import MockServer, Script
 from coders.check.trial import Attempt, run_attempt, scratch_dir
 from coders.claude import ClaudeCoder, ClaudeParser
 from coders.shell import ShellCoder
+from supervisor.cli.coders import seam_runner
 from tests.support.agent_cli import cli_bin
 from tests.support.waiting import wait_for
 
@@ -33,7 +35,7 @@ def leftovers() -> set[Path]:
 @pytest.mark.cli
 def test_every_claude_case_passes(bin_dir: str) -> None:
     before = leftovers()
-    results = check("claude", path=bin_dir)
+    results = check("claude", path=bin_dir, runner=seam_runner())
     assert [r.case for r in results] == ["ok", "rate_limit", "usage_limit", "auth", "overloaded"]
     assert all(r.passed for r in results), [r for r in results if not r.passed]
     assert results[0].detail.startswith("success; wrote hello.txt and the result; tokens in 3000")
@@ -44,7 +46,7 @@ def test_every_claude_case_passes(bin_dir: str) -> None:
 
 @pytest.mark.cli
 def test_a_chosen_case_only(bin_dir: str) -> None:
-    results = check("claude", ["auth"], path=bin_dir)
+    results = check("claude", ["auth"], path=bin_dir, runner=seam_runner())
     assert [(r.case, r.passed) for r in results] == [("auth", True)]
     assert results[0].detail.startswith("auth_error: ")
 
@@ -67,7 +69,9 @@ class AlwaysAnswers(AnthropicHandler):
 
 @pytest.mark.cli
 def test_a_usage_mismatch_fails_the_ok_case(bin_dir: str) -> None:
-    result = run_case(ClaudeCoder(), InflatedHandler, "ok", timeout=30, path=bin_dir)
+    result = run_case(
+        ClaudeCoder(), InflatedHandler, "ok", timeout=30, path=bin_dir, runner=seam_runner()
+    )
     assert not result.passed
     assert "usage {'input_tokens': 3000" in result.detail
     assert "the mock reported {'input_tokens': 6000" in result.detail
@@ -75,7 +79,9 @@ def test_a_usage_mismatch_fails_the_ok_case(bin_dir: str) -> None:
 
 @pytest.mark.cli
 def test_a_wrong_outcome_fails_a_limit_case(bin_dir: str) -> None:
-    result = run_case(ClaudeCoder(), AlwaysAnswers, "rate_limit", timeout=30, path=bin_dir)
+    result = run_case(
+        ClaudeCoder(), AlwaysAnswers, "rate_limit", timeout=30, path=bin_dir, runner=seam_runner()
+    )
     assert not result.passed
     assert result.detail.startswith("outcome success, expected rate_limited")
 
@@ -101,26 +107,29 @@ def test_a_reset_time_must_be_the_mocks_to_the_minute(offset: int, problems: int
 )
 def test_what_cannot_be_checked(name: str, cases: list[str] | None, message: str) -> None:
     with pytest.raises(CheckError, match=message):
-        check(name, cases)
+        check(name, cases, runner=seam_runner())
 
 
 def test_a_missing_cli_names_the_installer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(CheckError, match=r"scripts/install-agent-clis claude"):
-        check("claude")
+        check("claude", runner=seam_runner())
 
 
-def test_a_run_past_its_timeout_is_killed_with_its_group() -> None:
+@pytest.mark.parametrize("start", ["", "setsid "])
+def test_a_run_past_its_timeout_is_stopped_with_all_it_started(start: str) -> None:
+    """Through the supervisor's process seam: a child that left the session (setsid) is found
+    by the run token and stopped too."""
     with scratch_dir("fleet-test-timeout-") as scratch:
         pid_file = scratch.root / "child.pid"
-        command = f"sleep 60 & echo $! > {pid_file}; sleep 60"
+        command = f"{start}sleep 60 & echo $! > {pid_file}; sleep 60"
         spec = scratch.spec("fl-timeout", {}, command=command)
         started = time.monotonic()
-        attempt = run_attempt(ShellCoder(), spec, scratch, timeout=0.5)
+        attempt = run_attempt(ShellCoder(), spec, scratch, timeout=0.5, runner=seam_runner())
         assert time.monotonic() - started < 10
         child = int(pid_file.read_text())
     assert attempt.timed_out
-    assert attempt.exit_code == -9
+    assert attempt.exit_code in (-signal.SIGTERM, -signal.SIGKILL)
     wait_for(lambda: not _alive(child), what="the background child to die")
 
 

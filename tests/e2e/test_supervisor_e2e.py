@@ -30,6 +30,7 @@ from supervisor.run.process import TOKEN_ENV, Handle, OsProcesses
 from supervisor.run.supervisor import Supervisor
 from supervisor.store.store import Change, Snapshot, Store
 from tests.conftest import Result, fleet_process
+from tests.support.store_checks import run_record
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -100,7 +101,7 @@ def token_of(store: Store, task_id: str) -> str:
     """The token of the task's running agent, once its start is recorded."""
 
     def started() -> str:
-        run = store.get(task_id).run or {}
+        run = run_record(store.get(task_id))
         return str(run["token"]) if run.get("handle") else ""
 
     return wait_for(started, what=f"{task_id} to start")
@@ -255,24 +256,38 @@ def test_fleet_kill_stops_the_whole_tree_and_only_that_task(
     pid = daemon()
     tokens = {i: token_of(quick, i) for i in (with_grandchild, second, third)}
     wait_for(lambda: escapee.exists() and escapee.read_text().strip(), what="the setsid child")
-    wrapper = quick.get(with_grandchild).run["handle"]["pid"]  # type: ignore[index]
+    wrapper = run_record(quick.get(with_grandchild))["handle"]["pid"]
     assert int(escapee.read_text()) != wrapper  # it left the agent's session
 
     killed = fleet_process("kill", with_grandchild, "--block", "enough", home=home)
     assert killed.code == 0, killed.err
-    assert killed.out.strip() == f"killed {with_grandchild}; it is blocked: enough"
+    assert killed.out.strip() == f"stopped {with_grandchild} (attempt 1); blocked: enough"
     assert carriers(home, tokens[with_grandchild]) == []
     assert carriers(home, tokens[second]) and carriers(home, tokens[third])
 
     os.kill(pid, signal.SIGKILL)  # now no supervisor runs: `fleet kill` stops it itself
     wait_for(lambda: gone(pid), what="the supervisor to die")
-    killed = fleet_process("kill", second, home=home)
+    killed = fleet_process("kill", second, "--json", home=home)
     assert killed.code == 0, killed.err
     assert carriers(home, tokens[second]) == []
     assert carriers(home, tokens[third]), "fleet kill stopped a task it was not asked to"
     assert quick.get(third).status == "in_progress"
     task = quick.get(second)
-    assert task.status == "open" and task.attempts[-1]["outcome"] == "killed"
+    assert task.status == "blocked" and task.attempts[-1]["outcome"] == "killed"
+    assert task.status_reason.startswith("held: stopped by ")
+    assert json.loads(killed.out) == {
+        "id": second,
+        "stopped_attempt": 1,
+        "then": "hold",
+        "outcome": "killed",
+        "status": "blocked",
+        "status_reason": task.status_reason,
+        "close_reason": "",
+        "message": f"stopped {second} (attempt 1); held until `fleet retry {second}` or "
+        f"`fleet resume {second}`",
+    }
+    assert quick.read(f"runs/{second}/1/attempt.json"), "the attempt's record is committed"
+    assert not (home / "live" / second).exists()
 
 
 class DiesAfterSpawn(OsProcesses):
@@ -289,7 +304,7 @@ def test_agent_started_by_a_supervisor_that_died_at_once_is_stopped(
     task_id = add(quick, "sleep 30", work)
     with pytest.raises(KeyboardInterrupt):
         Supervisor(quick, DiesAfterSpawn(), pid=1, background_stops=False).tick(time.time())
-    token = str((quick.get(task_id).run or {})["token"])
+    token = str(run_record(quick.get(task_id))["token"])
     assert carriers(home, token), "the agent should run with the token of the claim"
     Supervisor(quick, OsProcesses(), pid=2, background_stops=False).tick(time.time())
     assert carriers(home, token) == []

@@ -10,6 +10,7 @@ from supervisor import accounts
 from supervisor.model import parse_time
 from supervisor.queue import configure
 from tests.support.rig import T0, Rig
+from tests.support.store_checks import run_record
 
 
 def add_account(rig: Rig, name: str, **fields: object) -> None:
@@ -32,7 +33,7 @@ def test_rate_limited_task_moves_to_another_account_at_once(rig: Rig) -> None:
     task_id = rig.task("limited", coder="scripted", max_attempts=1)
     rig.tick(T0)
     assert rig.run_of(task_id).env["FLEET_TASK_ID"] == task_id
-    first = rig.get(task_id).run or {}
+    first = run_record(rig.get(task_id))
     assert first["account"] == "a"  # equal headroom: by name
     rig.finish(task_id, 1, lines=[f"rate limited until {T0 + 900}"])
     rig.tick(T0 + 1)  # ends limited; the task is open again at once, not counted
@@ -42,7 +43,7 @@ def test_rate_limited_task_moves_to_another_account_at_once(rig: Rig) -> None:
     assert task.attempts[-1]["counted"] is False
     assert parse_time(state(rig, "a").limited_until) == T0 + 900
     rig.tick(T0 + 2)
-    assert (rig.get(task_id).run or {})["account"] == "b"
+    assert run_record(rig.get(task_id))["account"] == "b"
     rig.finish(task_id, 0, result={"status": "done", "summary": "ok"})
     rig.tick(T0 + 3)
     task = rig.get(task_id)
@@ -63,7 +64,7 @@ def test_a_single_limited_account_waits_for_its_reset(rig: Rig) -> None:
     rig.tick(T0 + 599)
     assert rig.get(task_id).status == "open"
     rig.tick(T0 + 601)
-    assert (rig.get(task_id).run or {})["account"] == "only"
+    assert run_record(rig.get(task_id))["account"] == "only"
 
 
 def test_early_warning_stops_new_dispatches_to_that_account(rig: Rig) -> None:
@@ -104,7 +105,7 @@ def test_pinned_account_and_disabled_accounts(rig: Rig) -> None:
     assert rig.get(pinned).status == "open"
     assert waiting(rig)[pinned] == "waits: b is disabled"
     assert "account 'zzz' is not configured" in waiting(rig)[missing]
-    assert (rig.get(free).run or {})["account"] == "a"
+    assert run_record(rig.get(free))["account"] == "a"
 
 
 def test_account_gives_its_agents_its_variables_and_config_dir(
@@ -167,7 +168,7 @@ def test_daily_account_ceiling_counts_running_agents(rig: Rig) -> None:
         waiting(rig)[second]
         == "waits: capped budget: account capped's daily_max_tokens 100 are used"
     )
-    assert (rig.get(third).run or {})["account"] == "spare"
+    assert run_record(rig.get(third))["account"] == "spare"
 
 
 def test_budget_warning_is_recorded_once_then_the_limit_blocks(rig: Rig) -> None:
@@ -176,7 +177,7 @@ def test_budget_warning_is_recorded_once_then_the_limit_blocks(rig: Rig) -> None
     rig.say(task_id, "cost: 0.85")
     rig.tick(T0 + 1)
     rig.tick(T0 + 2)
-    warned = rig.get(task_id).run or {}
+    warned = run_record(rig.get(task_id))
     assert warned["budget_warning"] == "85% of its max_cost budget used (attempt 1)"
     events = [
         e

@@ -18,18 +18,19 @@ from typing import Any
 
 import pytest
 
+from supervisor.lifecycle import backoff
 from supervisor.model import Task, iso, parse_time
 from supervisor.run import control
 from supervisor.run import daemon as service
 from supervisor.run import supervisor as daemon
 from supervisor.run.dispatch import Pick
 from supervisor.run.knowledge import RESULT_SHAPE
-from supervisor.run.outcome import backoff
 from supervisor.run.process import TOKEN_ENV, Handle
 from supervisor.store.store import Store
 from tests.support import scripted_coder
 from tests.support.fakes import FakeProcesses
 from tests.support.rig import HOST, T0, Rig, claims, supervisor
+from tests.support.store_checks import run_record
 from tests.support.waiting import wait_for
 
 # -- dispatch: order, caps, dependencies ---------------------------------------------------------
@@ -406,7 +407,7 @@ def test_result_contract(
     assert attempt["outcome"] == outcome
     assert task.status == status
     assert task.status_reason.startswith(why)
-    assert attempt["counted"] is (status != "closed")
+    assert attempt["counted"] is (status == "open")  # an agent that is blocked does not count
     if status == "closed":
         assert task.close_reason == "fixed it"
     if isinstance(result, dict) and outcome == "success":
@@ -459,7 +460,7 @@ def test_agent_environment_cwd_and_live_files(
     assert Path(run.handle.rc_path) == live / "rc"
     assert re.fullmatch(r"[0-9a-f]{32}", run.env[TOKEN_ENV])  # chosen and recorded at the claim
     assert rig.get(task_id).run is not None
-    assert rig.get(task_id).run["handle"] == run.handle.to_dict()  # type: ignore[index]
+    assert run_record(rig.get(task_id))["handle"] == run.handle.to_dict()
 
 
 def test_attempt_record_is_committed_when_it_ends(rig: Rig, home: Path) -> None:
@@ -529,7 +530,7 @@ def test_running_attempt_is_checkpointed(rig: Rig) -> None:
     rig.tick(T0 + 31)
     assert rig.committed(task_id, 1, "output.log") == b"first\nsecond\n"
     assert "second" in (rig.committed(task_id, 1, "log.txt") or b"").decode()
-    run = rig.get(task_id).run or {}
+    run = run_record(rig.get(task_id))
     assert run["lines"] == 2 and run["last_output_at"] == iso(T0 + 10)
 
 
@@ -616,13 +617,15 @@ def held_lock(store: Store) -> Iterator[None]:
     lock.release()
 
 
-def kill_in_thread(home: Path, task_id: str, block: str) -> tuple[threading.Thread, list[Task]]:
-    done: list[Task] = []
+def kill_in_thread(
+    home: Path, task_id: str, then: str, reason: str = ""
+) -> tuple[threading.Thread, list[control.Stopped]]:
+    done: list[control.Stopped] = []
 
     def kill() -> None:
         own = Store.open(home)
         try:
-            done.append(control.kill(own, task_id, block, timeout=20))
+            done.append(control.kill(own, task_id, then, reason, timeout=20))
         finally:
             own.close()
 
@@ -631,30 +634,81 @@ def kill_in_thread(home: Path, task_id: str, block: str) -> tuple[threading.Thre
     return thread, done
 
 
-@pytest.mark.parametrize("block", ["", "wrong approach"])
+@pytest.mark.parametrize(
+    ("then", "reason", "status", "why", "message"),
+    [
+        (
+            "hold",
+            "",
+            "blocked",
+            "held: stopped by ",
+            "stopped {id} (attempt 1); held until `fleet retry {id}` or `fleet resume {id}`",
+        ),
+        ("requeue", "", "open", "killed by ", "stopped {id} (attempt 1); requeued: it is open"),
+        (
+            "block",
+            "wrong approach",
+            "blocked",
+            "wrong approach",
+            "stopped {id} (attempt 1); blocked: wrong approach",
+        ),
+        (
+            "cancel",
+            "not needed",
+            "closed",
+            "",
+            "stopped {id} (attempt 1); cancelled: closed: cancelled: not needed",
+        ),
+    ],
+)
 def test_kill_request_is_carried_out_at_the_next_tick(
-    rig: Rig, home: Path, held_lock: None, block: str
+    rig: Rig,
+    home: Path,
+    held_lock: None,
+    then: str,
+    reason: str,
+    status: str,
+    why: str,
+    message: str,
 ) -> None:
     task_id = rig.task("runaway")
     rig.tick(T0)
     handle = rig.run_of(task_id).handle
-    thread, done = kill_in_thread(home, task_id, block)
-    wait_for(lambda: (rig.get(task_id).run or {}).get("stop"), what="the stop request")
+    thread, done = kill_in_thread(home, task_id, then, reason)
+    wait_for(lambda: run_record(rig.get(task_id)).get("stop"), what="the stop request")
     rig.tick(T0 + 1)
     assert rig.fake.terminated == [(handle, 7.0)]
     rig.tick(T0 + 2)
     thread.join(20)
-    assert done and done[0].run is None
+    assert done and done[0].task.run is None
+    assert done[0].message() == message.format(id=task_id)
     task = rig.get(task_id)
     attempt = task.attempts[-1]
     assert attempt["outcome"] == "killed" and attempt["counted"] is False
     assert attempt["reason"].startswith("killed by ")
-    if block:
-        assert (task.status, task.status_reason) == ("blocked", block)
-        assert rig.tick(T0 + 1000).claimed == []
-    else:
-        assert task.status == "open" and task.status_reason.startswith("killed by ")
+    assert task.status == status and task.status_reason.startswith(why)
+    if then == "requeue":
         assert rig.tick(T0 + 3).claimed == [task_id]
+    else:
+        assert rig.tick(T0 + 1000).claimed == []
+    if then == "cancel":
+        assert task.close_reason == "cancelled: not needed"
+
+
+def test_a_requeued_kill_says_when_the_task_was_claimed_again(
+    rig: Rig, home: Path, held_lock: None
+) -> None:
+    task_id = rig.task("runaway")
+    rig.tick(T0)
+    thread, done = kill_in_thread(home, task_id, "requeue")
+    wait_for(lambda: run_record(rig.get(task_id)).get("stop"), what="the stop request")
+    rig.tick(T0 + 1)  # stops it
+    rig.tick(T0 + 2)  # records it, and claims it again at once
+    rig.tick(T0 + 3)
+    thread.join(20)
+    assert done[0].message() == (
+        f"stopped {task_id} (attempt 1); requeued, and claimed again already (attempt 2)"
+    )
 
 
 def test_stop_all_stops_every_agent_and_reopens_their_tasks(rig: Rig) -> None:
@@ -683,11 +737,11 @@ def test_new_supervisor_adopts_a_running_attempt_and_records_its_end(rig: Rig, h
     heir = supervisor(rig.store, rig.fake, pid=5353)
     elsewhere = supervisor(rig.store, rig.fake, pid=5353, host="other-host")
     rig.tick(T0 + 2, sup=elsewhere)
-    assert (rig.get(task_id).run or {})["actor"] == rig.sup.actor  # another host's: not adopted
+    assert run_record(rig.get(task_id))["actor"] == rig.sup.actor  # another host's: not adopted
     report = rig.tick(T0 + 3, sup=heir)
     assert report.running == 1 and rig.fake.terminated == []
     task = rig.get(task_id)
-    assert (task.run or {})["actor"] == heir.actor == task.assignee
+    assert run_record(task)["actor"] == heir.actor == task.assignee
     rig.finish(task_id, lines=["after the crash"], result={"status": "done", "summary": "ok"})
     assert rig.tick(T0 + 4, sup=heir).ended == [(task_id, "success")]
     task = rig.get(task_id)
@@ -710,7 +764,7 @@ def test_claim_without_an_agent_is_requeued_by_the_next_supervisor(rig: Rig) -> 
     dying = supervisor(rig.store, DiesAtSpawn(), pid=77)
     with pytest.raises(KeyboardInterrupt):
         dying.tick(T0)
-    claim = rig.get(task_id).run or {}
+    claim = run_record(rig.get(task_id))
     assert rig.get(task_id).status == "in_progress" and claim["token"]
     report = rig.tick(T0 + 1)
     assert report.claimed == []
@@ -720,7 +774,7 @@ def test_claim_without_an_agent_is_requeued_by_the_next_supervisor(rig: Rig) -> 
     assert attempt["reason"] == "the supervisor died before the agent started"
     assert rig.fake.swept == [claim["token"]]  # in case it had started after all
     assert rig.tick(T0 + 2).claimed == [task_id]
-    assert rig.get(task_id).run["attempt"] == 2  # type: ignore[index]
+    assert run_record(rig.get(task_id))["attempt"] == 2
 
 
 class DiesAfterSpawn(FakeProcesses):
@@ -762,9 +816,9 @@ def test_agent_started_but_not_committed_is_adopted_from_its_handle_file(
     with pytest.raises(KeyboardInterrupt):
         dying.tick(T0)
     monkeypatch.setattr(daemon, "commit", commit)
-    assert "handle" not in (rig.get(task_id).run or {})
+    assert "handle" not in run_record(rig.get(task_id))
     rig.tick(T0 + 1)
-    assert (rig.get(task_id).run or {})["actor"] == rig.sup.actor
+    assert run_record(rig.get(task_id))["actor"] == rig.sup.actor
     rig.finish(task_id)
     rig.tick(T0 + 2)
     assert rig.get(task_id).status == "closed"
@@ -795,7 +849,7 @@ def test_attempt_ended_before_a_crash_between_the_commits_is_recorded_by_the_nex
     assert report.ended == [(first, "success")] and report.running == 1
     assert rig.get(first).status == "closed"
     assert rig.committed(first, 1, "output.log") == b"done\n"
-    assert (rig.get(second).run or {})["actor"] == rig.sup.actor
+    assert run_record(rig.get(second))["actor"] == rig.sup.actor
     assert len(rig.fake.runs) == 2  # nothing ran twice
 
 

@@ -348,7 +348,7 @@ def test_a_roles_accounts_are_the_only_ones_its_tasks_use(rig: Rig) -> None:
     first, second = rig.task("a", role="tester", coder=""), rig.task("b", role="tester", coder="")
     rig.tick(rig.now + 1)
     assert rig.get(first).run is not None and rig.get(second).run is not None
-    assert {rig.get(first).run["account"], rig.get(second).run["account"]} == {"two"}  # type: ignore[index]
+    assert {rig.get(first).run.account, rig.get(second).run.account} == {"two"}  # type: ignore[union-attr]
 
 
 def test_a_rule_naming_an_unknown_role_makes_a_blocked_task_saying_so(rig: Rig) -> None:

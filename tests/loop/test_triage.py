@@ -20,8 +20,8 @@ def roles(rig: Rig) -> Rig:
 
 
 def claimed_as(rig: Rig, task_id: str) -> tuple[str, str]:
-    run = rig.get(task_id).run or {}
-    return str(run.get("role") or ""), str(run.get("purpose") or "")
+    run = rig.get(task_id).run
+    return (run.role, run.purpose) if run else ("", "")
 
 
 def test_a_rule_routes_at_the_claim_and_the_decision_is_recorded(roles: Rig) -> None:

@@ -24,6 +24,7 @@ import pytest
 from coders.base import Coder, Event, Parser, RunSpec, Verdict
 from coders.check.mock.base import Script
 from coders.check.trial import Attempt, Scratch, run_attempt
+from supervisor.cli.coders import seam_runner
 
 CAPTURES = Path(__file__).parents[1] / "data" / "captures"
 
@@ -49,7 +50,7 @@ def cli_bin(name: str) -> str:
 
 def run(coder: Coder, spec: RunSpec, scratch: Scratch, bin_dir: str, timeout: float) -> Attempt:
     """Run the coder for `spec` with `bin_dir` first on PATH; fails the test on a timeout."""
-    attempt = run_attempt(coder, spec, scratch, timeout, path=bin_dir)
+    attempt = run_attempt(coder, spec, scratch, timeout, path=bin_dir, runner=seam_runner())
     if attempt.timed_out:
         out = "\n".join(attempt.lines)[-2000:]
         pytest.fail(f"{coder.name} ran past {timeout} s\nstdout: {out}\nstderr: {attempt.stderr}")

@@ -161,3 +161,8 @@ def assert_linear_and_well_formed(home: Path) -> list[Logged]:
     for entry in entries:
         assert_well_formed(entry)
     return entries
+
+
+def run_record(task: Task) -> dict[str, Any]:
+    """The task's run record as its JSON holds it ({} when no attempt runs)."""
+    return task.run.to_dict() if task.run is not None else {}

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from supervisor.graph import Node, blocked_by, find_cycle
-from supervisor.model import FLEET_FIELDS, TASK_FIELDS, Dependency, Task
+from supervisor.model import FLEET_FIELDS, TASK_FIELDS, Dependency, Run, Task
 from supervisor.queue.beads import (
     FLEET_KEYS,
     ImportPlan,
@@ -300,7 +300,7 @@ def test_fleet_fields_travel_in_metadata_fleet() -> None:
         not_before="2026-05-01T11:00:00Z",
         status_reason="rate limited",
         attempts=[{"n": 1, "outcome": "rate_limited"}],
-        run={"pid": 4242, "actor": "host/1/0"},
+        run=Run.from_dict({"pid": 4242, "actor": "host/1/0"}),
     )
     assert {*FLEET_FIELDS, "status_reason", "not_before", "attempts", "run"} <= set(FLEET_KEYS)
     record = to_beads(task)

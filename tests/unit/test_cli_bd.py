@@ -142,12 +142,12 @@ def test_list_filters_and_orders_by_priority_then_age(fleet: Fleet) -> None:
     mid_new = make(fleet, "Mid new", "-p", "1")
     gone = make(fleet, "Gone", "-p", "0")
     ok(fleet, "bd", "close", gone)
-    ok(fleet, "bd", "update", mid_new, "-s", "in_progress")
+    ok(fleet, "bd", "update", mid_new, "-s", "blocked")
 
     assert ids(data(fleet, "bd", "list")) == [high, mid_old, mid_new, low]
     assert ids(data(fleet, "bd", "list", "--all")) == [high, gone, mid_old, mid_new, low]
     assert ids(data(fleet, "bd", "list", "--status", "closed")) == [gone]
-    statuses = ("--status", "open", "--status", "in_progress")
+    statuses = ("--status", "open", "--status", "blocked")
     assert ids(data(fleet, "bd", "list", *statuses)) == [high, mid_old, mid_new, low]
     assert ids(data(fleet, "bd", "list", "--label", "urgent")) == [high, mid_old]
     assert ids(data(fleet, "bd", "list", "--coder", "shell")) == [low]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import Result
 
-from supervisor.model import ID_PATTERN
+from supervisor.model import ID_PATTERN, Run
 from supervisor.store.store import Store
 from tests.support.store_checks import head
 
@@ -50,7 +50,11 @@ def make(fleet: Fleet, title: str = "t", *args: str) -> str:
 def test_a_unique_start_of_an_id_names_the_task_in_every_command(fleet: Fleet, home: Path) -> None:
     a, b = make(fleet, "first"), make(fleet, "second")
     hash_a = a.split("-", 1)[1]
-    start = next(hash_a[:n] for n in range(1, 5) if not b.split("-", 1)[1].startswith(hash_a[:n]))
+    start = next(
+        hash_a[:n]
+        for n in range(1, 6)
+        if not b.split("-", 1)[1].startswith(hash_a[:n]) and not a.startswith(hash_a[:n])
+    )  # a start of a's hash only: not of b's, nor of every id ("f" starts "fl-...")
     assert json.loads(ok(fleet, "bd", "show", start, "--json").out)["id"] == a
     assert json.loads(ok(fleet, "task", start, "--json").out)["id"] == a
     assert json.loads(ok(fleet, "bd", "update", start, "-p", "1", "--json").out)["priority"] == 1
@@ -254,7 +258,7 @@ def test_writes_answer_in_json(fleet: Fleet, home: Path) -> None:
     closed = json.loads(ok(fleet, "bd", "close", a, b, "-r", "done", "--json").out)
     assert [t["status"] for t in closed] == ["closed", "closed"]
     assert json.loads(ok(fleet, "bd", "reopen", a, "--json").out)["status"] == "open"
-    assert json.loads(ok(fleet, "retry", b, "--json").out)["status"] == "open"
+    assert json.loads(ok(fleet, "retry", b, "--force", "--json").out)["status"] == "open"
     assert json.loads(ok(fleet, "pause", "--json").out) == {"paused": True}
     assert json.loads(ok(fleet, "resume", "--json").out) == {"paused": False}
     assert (
@@ -290,7 +294,8 @@ def test_status_shows_a_stopping_supervisor_and_what_it_waits_for(fleet: Fleet, 
         from supervisor.store.store import Change
 
         task = snap.need(task_id)
-        task.status, task.run = "in_progress", {"attempt": 1, "started_at": "2026-01-01T00:00:00Z"}
+        task.status = "in_progress"
+        task.run = Run(1, started_at="2026-01-01T00:00:00Z")
         change = Change(f"claim {task_id}", "claimed")
         change.put(task)
         return change, task
