@@ -49,10 +49,22 @@ class LazyGroup(click.Group):
         return command
 
 
+def _home(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """Refuse a blank home: an unset variable in a script must not make the cwd the home."""
+    from click.core import ParameterSource
+
+    from supervisor.store.home import check_value
+
+    from_env = ctx.get_parameter_source("home") == ParameterSource.ENVIRONMENT
+    check_value(value, "FLEET_HOME" if from_env else "--home")
+    return None if value is None else Path(value)
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--home",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False),
+    callback=_home,
     envvar="FLEET_HOME",
     help="The fleet home (default $FLEET_HOME or ~/.fleet).",
 )

@@ -42,7 +42,7 @@ def _crash_log(exc: Exception) -> str:
     text = "".join(traceback.format_exception(exc))
     stamp = f"fleet {version('fleet')}, Python {platform.python_version()}, {platform.platform()}"
     try:
-        with open(path, "a", encoding="utf-8") as fh:
+        with open(path, "a", encoding="utf-8", errors="backslashreplace") as fh:
             fh.write(f"--- {' '.join(sys.argv)}\n{stamp}\n{text}\n")
     except OSError:
         return "(the crash log could not be written)"

@@ -6,6 +6,7 @@ Signals only set flags; the loop acts on them. SIGTERM: stop claiming, let the a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -69,7 +70,7 @@ def acquire(store: Store, mode: str) -> FileLock:
     It waits a second: `running()` probes the lock for an instant, and a supervisor starting at
     that instant must not take the probe for a running supervisor (which holds it for its life).
     """
-    lock = FileLock(lock_path(store), timeout=1.0)
+    lock = FileLock(lock_path(store), timeout=1.0, mode=0o600)
     try:
         lock.acquire()
     except Timeout:
@@ -79,9 +80,13 @@ def acquire(store: Store, mode: str) -> FileLock:
             f"a supervisor already runs for {store.home} ({pid})",
             hint="see it with `fleet supervisor status`; stop it with `fleet supervisor stop`",
         ) from None
+    with contextlib.suppress(OSError):  # made by an older fleet with the umask's mode
+        os.chmod(lock_path(store), 0o600)
     info = Info(os.getpid(), time.time(), str(store.home), mode)
     tmp = info_path(store).with_suffix(".tmp")
-    tmp.write_text(json.dumps(info.to_dict()))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(info.to_dict()))
     tmp.replace(info_path(store))
     return lock
 

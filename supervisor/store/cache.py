@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import os
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -83,6 +84,7 @@ class Cache:
             self._reset()
 
     def _connect(self, path: Path) -> sqlite3.Connection:
+        _private(path)
         db = sqlite3.connect(path, timeout=30, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -361,3 +363,16 @@ def _boot() -> str:
 
 def _task_id(path: str) -> str:
     return path[len(TASKS_DIR) : -len(".json")]
+
+
+def _private(path: Path) -> None:
+    """Create the cache file 0600 (SQLite gives its -wal and -shm files the same mode), and
+    make an older one private."""
+    if str(path) == ":memory:":
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
