@@ -47,3 +47,25 @@ def _crash_log(exc: Exception) -> str:
     except OSError:
         return "(the crash log could not be written)"
     return str(path)
+
+
+# -- what reaches a terminal ---------------------------------------------------------------------
+# Control characters in titles and agent output could move the cursor, clear the screen, retitle
+# the window (CSI and OSC sequences) or reorder text (bidirectional overrides). Every command that
+# prints stored text passes it through `clean`; JSON output is escaped by the encoder instead.
+_CONTROLS = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]
+_BIDI = [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_ESCAPED = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in [*_CONTROLS, *_BIDI]}
+_ONE_LINE = str.maketrans({**_ESCAPED, 0x09: " "})
+_MULTI_LINE = str.maketrans({k: v for k, v in _ESCAPED.items() if k not in (0x09, 0x0A)})
+
+
+def clean(text: str, one_line: bool = True) -> str:
+    """`text` with every control character shown as an escape (`\\x1b`), so it prints as itself.
+    One line: newlines too (a table row stays one row). Otherwise newlines and tabs are kept."""
+    return text.translate(_ONE_LINE if one_line else _MULTI_LINE)
+
+
+def terminal_text(text: str) -> str:
+    """Agent output for stdout: cleaned on a terminal, as it is when piped to a file or program."""
+    return clean(text, one_line=False) if sys.stdout.isatty() else text

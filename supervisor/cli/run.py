@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from supervisor.cli.main import color, emit_json, open_store, table
+from supervisor.cli.output import terminal_text
 from supervisor.errors import BadInput
 
 
@@ -260,7 +261,7 @@ def task_log(ctx: click.Context, n: int | None, raw: bool, follow: bool) -> None
         _follow(store, task_id, n, path)
         return
     data = views.artifact(store, found, n, name)
-    click.echo((data or b"").decode(errors="replace"), nl=False)
+    click.echo(terminal_text((data or b"").decode(errors="replace")), nl=False)
 
 
 def _follow(store: Any, task_id: str, n: int, path: Any) -> None:
@@ -274,7 +275,7 @@ def _follow(store: Any, task_id: str, n: int, path: Any) -> None:
             chunk = b""
         if chunk:
             offset += len(chunk)
-            click.echo(chunk.decode(errors="replace"), nl=False)
+            click.echo(terminal_text(chunk.decode(errors="replace")), nl=False)
         elif (store.get(task_id).run or {}).get("attempt") != n:
             return
         else:
@@ -297,7 +298,7 @@ def _artifact_command(name: str, filename: str, doc: str) -> None:
             raise BadInput(
                 f"attempt {n} of {task_id} has no {name} recorded", hint=f"fleet task {task_id} log"
             )
-        click.echo(data.decode(errors="replace"), nl=False)
+        click.echo(terminal_text(data.decode(errors="replace")), nl=False)
 
 
 _artifact_command("plan", "plan.md", "The plan the agent stated before acting.")

@@ -11,7 +11,7 @@ from typing import Any
 import tomli_w
 from pydantic import ValidationError
 
-from supervisor import config
+from supervisor import config, secrets
 from supervisor.errors import BadInput
 from supervisor.store.store import Change, Snapshot, Store
 
@@ -28,7 +28,12 @@ def set_values(store: Store, pairs: list[str], actor: str | None = None) -> conf
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise BadInput(f"{pair!r} is not KEY=VALUE", hint="fleet config set max_concurrent=4")
-        updates.append((key.strip().split("."), config.parse_value(value.strip())))
+        path = key.strip().split(".")
+        parsed = config.parse_value(value.strip())
+        if "env" in path[:-1] or (path[-1] == "env" and isinstance(parsed, dict)):
+            given = {path[-1]: parsed} if path[-1] != "env" else dict(parsed)
+            secrets.refuse({k: str(v) for k, v in given.items()}, key.strip())
+        updates.append((path, parsed))
 
     def build(snap: Snapshot) -> tuple[Change | None, config.Config]:
         text = (snap.read(config.CONFIG_PATH) or b"").decode()

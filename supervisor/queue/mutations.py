@@ -9,6 +9,7 @@ from typing import Any
 
 from supervisor.errors import BadInput, NotFound
 from supervisor.graph import find_cycle
+from supervisor.limits import check_text, check_title
 from supervisor.model import (
     BLOCKING_TYPES,
     DEP_TYPE_PATTERN,
@@ -126,8 +127,8 @@ def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
     title = new.title.strip()
     if not title:
         raise BadInput("a task needs a title", hint='fleet bd create "Fix the login bug"')
-    if len(title) > 500:
-        raise BadInput("the title is longer than 500 characters", hint="put details in -d")
+    check_title(title)
+    check_text(vars(new))
     check_priority(new.priority)
     if new.coder == "shell" and not new.command.strip():
         raise BadInput(
@@ -231,6 +232,9 @@ def update(
         fields["cwd"] = resolve_cwd(str(fields["cwd"]))
     if "title" in fields and not str(fields["title"]).strip():
         raise BadInput("the title cannot be empty", hint='--title "Fix the login bug"')
+    if "title" in fields:
+        check_title(str(fields["title"]))
+    check_text(fields)
     adds, removes = list(add_labels), list(remove_labels)
 
     def build(snap: Snapshot) -> tuple[Change | None, Task]:

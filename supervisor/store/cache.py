@@ -13,8 +13,8 @@ this is, it is written with fsync instead.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
