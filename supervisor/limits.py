@@ -14,6 +14,8 @@ TEXT_FIELDS = ("description", "design", "acceptance_criteria", "notes", "command
 LINE_MAX = 4 * 1024 * 1024  # bytes of one line of a beads JSONL file
 FILE_MAX = 256 * 1024 * 1024  # bytes of a beads JSONL file
 DEPTH_MAX = 32  # nesting of objects and lists in one record
+# How the cache holds a config.toml that is not UTF-8 (no TOML text starts with NUL).
+NOT_UTF8 = "\x00not UTF-8: "
 TITLE_CONTROLS = frozenset(chr(c) for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)])
 
 
@@ -74,3 +76,12 @@ def _surrogate(text: str) -> str:
     except UnicodeEncodeError as exc:
         return f"a string holds a lone surrogate ({json.dumps(text[exc.start])}), not text"
     return ""
+
+
+def decode_config(data: bytes) -> str:
+    """config.toml's text, or NOT_UTF8 and where it is not UTF-8 (then every reader says so)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return f"{NOT_UTF8}byte {exc.start} (line {line}) is {data[exc.start : exc.start + 1]!r}"

@@ -20,6 +20,9 @@ def report(exc: Exception) -> int:
 
     if isinstance(exc, BrokenPipeError):
         return 0
+    host = host_failure(exc)
+    if host is not None:
+        exc = host
     if isinstance(exc, FleetError):
         print(f"fleet: {exc.message}", file=sys.stderr)
         if exc.hint:
@@ -29,6 +32,48 @@ def report(exc: Exception) -> int:
     print(f"fleet: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
     print(f"  details: {where} (please include them in a bug report)", file=sys.stderr)
     return 3
+
+
+def host_failure(exc: BaseException) -> Exception | None:
+    """What the host lacks, when `exc` is the host refusing a write (a full disk, a quota, a
+    read-only filesystem, a permission): a failure to report with exit 1, not a bug."""
+    import errno
+
+    from supervisor.errors import FleetError, GitError
+
+    home = Path(os.environ.get("FLEET_HOME") or Path.home() / ".fleet").expanduser()
+    hint = f"free space on the filesystem of {home} (`df -h {home}`), then retry"
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return FleetError(f"no space left on device{where}", hint=hint)
+        if exc.errno == errno.EROFS:
+            return FleetError(f"the filesystem is read-only{where}", hint="remount it writable")
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return FleetError(f"permission denied{where}", hint="check the owner and mode")
+        return None
+    if isinstance(exc, GitError):
+        text = exc.stderr.lower()
+        if "no space left" in text or "disk quota" in text:
+            return FleetError("no space left on device (git could not write)", hint=hint)
+        return None
+    if isinstance(exc, FleetError) or type(exc).__module__ != "sqlite3":
+        return None
+    text = str(exc).lower()
+    if "disk is full" in text or ("disk i/o error" in text and _full(home)):
+        return FleetError("no space left on device (the cache could not be written)", hint=hint)
+    if "disk i/o error" in text or "readonly database" in text:
+        return FleetError(f"the cache could not be written: {exc}", hint=f"check {home}/cache")
+    return None
+
+
+def _full(home: Path) -> bool:
+    """Whether the filesystem of `home` has (almost) no room left."""
+    try:
+        info = os.statvfs(home if home.exists() else home.parent)
+    except OSError:
+        return False
+    return info.f_bavail * info.f_frsize < 1024 * 1024 or info.f_favail == 0
 
 
 def _crash_log(exc: Exception) -> str:

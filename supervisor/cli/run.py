@@ -63,6 +63,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     from supervisor.cli import views
     from supervisor.queue import configure
+    from supervisor.run import containment
     from supervisor.run import daemon as service
 
     store = open_store(ctx)
@@ -75,9 +76,15 @@ def status(ctx: click.Context, as_json: bool) -> None:
         "agents": sum(1 for r in rows if r["status"] == "in_progress"),
         "queued": len(_ready_ids(store)),
         "blocked": sum(1 for r in rows if r["status"] == "blocked"),
-        "paused": configure.current(store).paused,
+        "paused": False,
+        "config_error": "",
+        "containment": containment.describe(),
         "home": str(store.home),
     }
+    try:
+        data["paused"] = configure.current(store).paused
+    except BadInput as exc:  # a broken config.toml: the supervisor claims nothing
+        data["config_error"] = exc.message
     if info and psutil.pid_exists(info.pid):
         proc = psutil.Process(info.pid)
         data["rss_mb"] = round(proc.memory_info().rss / 1e6, 1)
@@ -91,6 +98,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
     paused = " (paused: claiming nothing new)" if data["paused"] else ""
     counts = f"agents running: {data['agents']}   ready: {data['queued']}"
     click.echo(f"{counts}   blocked: {data['blocked']}{paused}")
+    click.echo(f"process containment: {data['containment']}")
+    if data["config_error"]:
+        click.echo(f"claiming nothing: {data['config_error']} (`fleet config edit`)")
 
 
 def _ready_ids(store: Any) -> list[str]:
@@ -126,6 +136,10 @@ def _loop(store: Any, mode: str, once: bool = False, until_idle: bool = False) -
         click.echo("", err=True)
     if once or until_idle:
         click.echo(f"running {report.running}, waiting {report.waiting}")
+    if loop.supervisor.config_error and (once or until_idle):
+        from supervisor.errors import FleetError
+
+        raise FleetError(loop.supervisor.config_error, hint="`fleet config edit` repairs it")
 
 
 def _progress(report: Any) -> None:

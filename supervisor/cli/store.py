@@ -63,6 +63,48 @@ def config_set(ctx: click.Context, pairs: tuple[str, ...]) -> None:
     click.echo("config updated: " + ", ".join(pairs))
 
 
+@config.command("edit")
+@click.pass_context
+def config_edit(ctx: click.Context) -> None:
+    """Edit config.toml in $VISUAL or $EDITOR; saved in one commit only if it is valid."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+    import tempfile
+
+    from supervisor.errors import BadInput, FleetError
+    from supervisor.queue import configure
+
+    store = open_store(ctx)
+    before = configure.raw_text(store)
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    fd, name = tempfile.mkstemp(prefix="config-", suffix=".toml", dir=store.home / "tmp")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(before)
+    while True:  # as `visudo` does: an invalid file is refused, and on a terminal edited again
+        try:
+            code = subprocess.run([*shlex.split(editor), name], check=False).returncode
+        except OSError as exc:
+            raise FleetError(
+                f"cannot run the editor {editor!r}: {exc.strerror}", hint="set VISUAL or EDITOR"
+            ) from None
+        if code != 0:
+            raise FleetError(f"the editor exited with {code}; nothing was saved", hint=name)
+        with open(name, "rb") as fh:
+            after = fh.read()
+        try:
+            changed = configure.replace_text(store, before, after)
+            break
+        except BadInput as exc:
+            if not (sys.stdin.isatty() and click.confirm(f"fleet: {exc.message}\nedit again?")):
+                raise BadInput(
+                    exc.message, hint=f"nothing was saved; your edit is in {name}"
+                ) from None
+    os.unlink(name)
+    click.echo("config updated" if changed else "config unchanged")
+
+
 @click.command()
 @click.option(
     "-n",

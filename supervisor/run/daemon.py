@@ -122,6 +122,7 @@ class Loop:
         self.stop_requested = 0  # 1: graceful, 2: now
         self.stop_deadline = 0.0
         self.child_exited = False
+        self.said_config = ""  # the configuration problem last written to the log
 
     def install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_term)
@@ -149,6 +150,9 @@ class Loop:
         while True:
             self._apply_stop()
             report = self.supervisor.tick(time.time())
+            if self.supervisor.config_error != self.said_config:
+                self.said_config = self.supervisor.config_error
+                _say(self.said_config or "config.toml is valid again: claiming tasks")
             if self.progress:
                 self.progress(report)
             if once:
@@ -160,7 +164,8 @@ class Loop:
             self._wait(report)
 
     def _nothing_to_claim(self, report: TickReport) -> bool:
-        return not report.waiting or self.supervisor.config.paused  # paused: none would start
+        sup = self.supervisor  # paused, or a broken configuration: none would start
+        return not report.waiting or sup.config.paused or bool(sup.config_error)
 
     def _apply_stop(self) -> None:
         sup = self.supervisor

@@ -11,7 +11,6 @@ dies in between leaves it for the next one to record.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -28,6 +27,7 @@ from supervisor import config as config_mod
 from supervisor.config import Config
 from supervisor.errors import FleetError
 from supervisor.model import Task, iso, parse_time
+from supervisor.run import ownership
 from supervisor.run.attempt import Attempt, live_files, run_dir
 from supervisor.run.dispatch import Fleet, Pick, choose, claim_op
 from supervisor.run.launch import LaunchError, Prepared, prepare, start_all
@@ -68,6 +68,7 @@ class Supervisor:
         self.waiting: dict[str, str] = {}  # ready task id -> why it was not started
         self._waiting_written: dict[str, str] | None = None
         self._config_text: str | None = None
+        self.config_error = ""  # why config.toml cannot be used, while it cannot
         self._states_commit: str | None = None
         self._stops: dict[str, threading.Thread] = {}
         self._ended: list[Handle] = []  # attempts over whose leftovers are still to be stopped
@@ -89,7 +90,12 @@ class Supervisor:
             self._adopt_at = now + ADOPT_EVERY
         self._reconcile(snap, now, ops, report)
         picks = [] if self.stopping or self.config.paused else self._choose(snap, now)
-        claims = [claim_op(p, self.actor, self.host, self.pid, now) for p in picks]
+        if self.config_error:  # the configuration cannot be trusted: nothing is claimed
+            picks, self.waiting = [], dict.fromkeys(self.store.cache.ready(now), self.config_error)
+        claims = [
+            claim_op(p, self.actor, self.host, self.pid, now, ownership.new_token(self.store.home))
+            for p in picks
+        ]
         won = commit(self.store, self.actor, claims)
         report.claimed = [p.task.id for p in picks if p.task.id in won]
         ops += self._start(report.claimed, now, report)
@@ -104,8 +110,11 @@ class Supervisor:
         """The configuration and the accounts' state, read again when they changed."""
         text = self.store.cache.config_text()
         if text != self._config_text:
-            with contextlib.suppress(FleetError):  # a bad one: keep the last good configuration
-                self.config = config_mod.load(text)
+            try:  # a bad one: claim nothing (stop nothing either) until it is repaired
+                self.config, self.config_error = config_mod.load(text), ""
+            except FleetError as exc:
+                self.config_error = f"{exc.message}; no task starts until it is fixed"
+                self.config_error += " (`fleet config edit`)"
             self._config_text = text
         if snap.commit != self._states_commit and self.config.accounts:
             names = sorted(self.config.accounts)
@@ -442,6 +451,9 @@ class Supervisor:
             n = int(run.get("attempt", 0))
             files = live_files(self.store.home, task.id, n)
             handle_data = run.get("handle") or _load_json(files.handle)
+            if not self._ours(run, handle_data):  # never signal what this home did not start
+                ops.append(self._disowned(task.id, n, now))
+                continue
             try:
                 coder = coders.get(str(run.get("coder") or self.config.coder))
             except KeyError:
@@ -467,6 +479,22 @@ class Supervisor:
             attempt.last_output_at = max(attempt.last_output_at, now)
             self.running[task.id] = attempt
             ops.append(self._adopted_op(attempt))
+
+    def _ours(self, run: dict[str, object], handle_data: object) -> bool:
+        """Whether a supervisor of this home started the attempt: its tokens are signed."""
+        tokens = {str(run.get("token") or "")}
+        if isinstance(handle_data, dict):
+            tokens.add(str(handle_data.get("token") or ""))
+        return all(ownership.owns(self.store.home, t) for t in tokens)
+
+    def _disowned(self, task_id: str, n: int, now: float) -> Op:
+        """An in-progress record this home cannot prove it made (an import, another home's): no
+        process is signalled; the task is blocked, for a person to look at, not run twice."""
+        why = (
+            "its run record was not made by a supervisor of this home (imported or copied), so"
+            " fleet will not touch its processes; stop them yourself if any run, then `fleet retry`"
+        )
+        return self._abandon(task_id, n, Outcome.SETUP_ERROR, why, now)
 
     def _adopted_op(self, attempt: Attempt) -> Op:
         actor = self.actor

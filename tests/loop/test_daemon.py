@@ -457,7 +457,7 @@ def test_agent_environment_cwd_and_live_files(
     assert run.argv == ["/bin/sh", "-c", "true"]
     assert (run.stdout, run.stderr) == (live / "output.log", live / "stderr.log")
     assert Path(run.handle.rc_path) == live / "rc"
-    assert re.fullmatch(r"[0-9a-f]{32}", run.env[TOKEN_ENV])  # chosen and recorded at the claim
+    assert re.fullmatch(r"[0-9a-f]{48}", run.env[TOKEN_ENV])  # chosen and signed at the claim
     assert rig.get(task_id).run is not None
     assert rig.get(task_id).run["handle"] == run.handle.to_dict()  # type: ignore[index]
 
