@@ -26,6 +26,7 @@ from supervisor.model import (
     new_id,
     now_iso,
 )
+from supervisor.queue import idempotency
 from supervisor.store.store import Change, Snapshot, Store
 
 DEFAULT_PREFIX = "fl"
@@ -56,8 +57,10 @@ class NewTask(Record):
         max_tokens: int | None = None,
         max_cost: float | None = None,
         max_attempts: int | None = None,
+        idempotency_key: str = "",
     ) -> None:
         self.title = title
+        self.idempotency_key = idempotency_key  # a retry with the same key makes no second task
         self.description = description
         self.design = design
         self.acceptance_criteria = acceptance_criteria
@@ -140,7 +143,9 @@ def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
     if new.parent:
         wanted.append((PARENT_TYPE, check_id(new.parent, "parent id")))
 
-    def build(snap: Snapshot) -> tuple[Change, Task]:
+    key = idempotency.check(new.idempotency_key) if new.idempotency_key else ""
+
+    def build(snap: Snapshot) -> tuple[Change | None, Task]:
         for _, target in wanted:
             if not target.startswith("external:") and snap.get(target) is None:
                 raise NotFound(
@@ -154,6 +159,15 @@ def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
         while snap.get(task_id) is not None:  # beads: after 10 collisions, one character more
             tries += 1
             task_id = new_id(prefix, count, tries // 10)
+        if key:
+            task_id, earlier = _keyed_id(snap, prefix, key)
+            if earlier is not None:
+                if earlier.title != title:
+                    raise BadInput(
+                        f"--idempotency-key {key!r} made {earlier.id} with another title",
+                        hint="use a new key for new work",
+                    )
+                return None, earlier  # a retry: the task is there already
         task = Task(
             id=task_id,
             title=title,
@@ -178,11 +192,23 @@ def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
             max_cost=new.max_cost,
             max_attempts=new.max_attempts,
         )
+        if key:
+            task.metadata[idempotency.META] = key
         change = Change(f"create {task_id}: {_short(title)}", "created")
         change.put(task)
         return change, task
 
     return store.mutate(build, actor)
+
+
+def _keyed_id(snap: Snapshot, prefix: str, key: str) -> tuple[str, Task | None]:
+    """The id of the task `key` names, and that task if an earlier try made it."""
+    for widen in range(9):
+        task_id = idempotency.task_id(prefix, key, widen)
+        found = snap.get(task_id)
+        if found is None or idempotency.made_by(found, key):
+            return task_id, found
+    raise BadInput(f"no free id for --idempotency-key {key!r}", hint="use another key")
 
 
 UPDATABLE = (
