@@ -170,6 +170,11 @@ class Supervisor:
             reason = "killed"
         elif not limits.max_seconds and now - attempt.started_at > self.config.max_seconds:
             reason = f"timed_out: ran longer than {self.config.max_seconds:g} s"
+        elif now - idle_since > self.config.stall_seconds and attempt.retry_text:
+            reason = (
+                f"overloaded: only retries for {self.config.stall_seconds:g} s"
+                f" ({attempt.retry_text[:120]})"
+            )
         elif now - idle_since > self.config.stall_seconds:
             reason = f"stalled: no output for {self.config.stall_seconds:g} s"
         else:
