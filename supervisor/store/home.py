@@ -36,12 +36,8 @@ def check_unused(home: Path) -> None:
     """Refuse to make a home in an existing directory that holds anything but fleet's own files."""
     try:
         names = os.listdir(home)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # to be made (or, if it cannot, said so)
         return
-    except NotADirectoryError:
-        raise BadInput(
-            f"the fleet home {home} is a file", hint="point `fleet --home` at a directory"
-        ) from None
     foreign = sorted(n for n in names if n not in OWN_ENTRIES and not n.startswith(".git.init-"))
     if foreign or ((home / ".git").exists() and not is_store(home / ".git")):
         shown = ", ".join(foreign[:3]) or ".git (a project's repository)"

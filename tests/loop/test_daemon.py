@@ -7,6 +7,7 @@ when a test calls `finish`.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import signal
@@ -448,7 +449,8 @@ def test_agent_environment_cwd_and_live_files(
     run = rig.run_of(task_id)
     live = home / "live" / task_id / "1"
     assert [k for k in run.env if k.startswith("GIT_")] == []
-    assert run.env["FLEET_TEST_KEEP"] == "kept"
+    assert "FLEET_TEST_KEEP" not in run.env  # a shell task gets the allow-list only
+    assert run.env["PATH"] == os.environ["PATH"]
     assert run.env["FLEET_HOME"] == str(home)
     assert run.env["FLEET_TASK_ID"] == task_id
     assert run.env["FLEET_ATTEMPT"] == "1"
