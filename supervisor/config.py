@@ -109,12 +109,10 @@ def load(text: str) -> Config:
 
 def parse(text: str) -> dict[str, Any]:
     """The TOML tables of config.toml's text, validated; BadInput naming the line if not."""
-    if text.startswith(NOT_UTF8):
-        raise BadInput(f"config.toml is not valid: {text[1:]}", hint=REPAIR)
+    data = tables(text)
     try:
-        data = tomllib.loads(text) if text.strip() else {}
         Config.model_validate(data)
-    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+    except ValidationError as exc:
         raise BadInput(f"config.toml is not valid: {explain(exc, text)}", hint=REPAIR) from None
     return data
 
