@@ -1,4 +1,4 @@
-"""Hostile and broken input: each is refused with one line, a hint and exit 2, the store unchanged."""
+"""Hostile and broken input: refused with one line, a hint and exit 2, the store unchanged."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def test_stale_ref_temporaries_are_swept_by_any_command(fleet: Fleet, home: Path
     assert not stale.exists() and fresh.exists()
 
 
-# -- arguments ---------------------------------------------------------------------------------------
+# -- arguments -------------------------------------------------------------------------------------
 
 
 def test_arguments_that_are_not_utf8_are_refused_in_one_line(tmp_path: Path) -> None:
@@ -141,7 +141,7 @@ def test_arguments_that_are_not_utf8_are_refused_in_one_line(tmp_path: Path) -> 
     assert not (home / ".git").exists() or head(home) is None
 
 
-# -- credentials -------------------------------------------------------------------------------------
+# -- credentials -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -175,7 +175,7 @@ def test_account_env_takes_plain_settings(fleet: Fleet) -> None:
     assert result.code == 0, result.err
 
 
-# -- titles and what reaches a terminal -------------------------------------------------------------
+# -- titles and what reaches a terminal ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("title", ["two\nlines", "bell\x07", "tab\there", f"x{CSI_OSC}"])
@@ -205,7 +205,7 @@ def test_stored_control_characters_are_shown_escaped(
     assert json.loads(shown)["title"] == record["title"]  # JSON keeps the text as it is
 
 
-# -- import ------------------------------------------------------------------------------------------
+# -- import ----------------------------------------------------------------------------------------
 
 
 def write_lines(path: Path, *records: object) -> Path:
@@ -329,7 +329,7 @@ def test_imported_shell_commands_arrive_deferred_unless_trusted(
     assert json.loads(fleet("bd", "show", "fl-cmd2", "--json").out)["status"] == "open"
 
 
-# -- config --------------------------------------------------------------------------------------------
+# -- config ----------------------------------------------------------------------------------------
 
 
 def break_config(store: Store, text: bytes) -> None:
@@ -408,7 +408,7 @@ def test_config_edit_refuses_an_invalid_file_naming_the_line(
     assert head(home) == before
 
 
-# -- idempotent create ---------------------------------------------------------------------------------
+# -- idempotent create -----------------------------------------------------------------------------
 
 
 def test_a_retried_create_with_its_key_makes_one_task(fleet: Fleet, home: Path) -> None:
