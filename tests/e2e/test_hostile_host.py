@@ -198,8 +198,8 @@ def test_a_setsid_env_i_grandchild_dies_with_its_cgroup(tmp_path: Path) -> None:
         pytest.skip("no cgroup v2 that fleet may create here")
     pidfile = tmp_path / "grandchild"
     script = (
-        f"setsid env -i /bin/sh -c 'echo $$ > {pidfile}; exec sleep 300'"
-        " </dev/null >/dev/null 2>&1 & exec sleep 300"
+        f"(setsid env -i /bin/sh -c 'echo $$ > {pidfile}; exec sleep 300'"
+        " </dev/null >/dev/null 2>&1 &); exec sleep 300"
     )
     procs = OsProcesses()
     rc = tmp_path / "rc"
@@ -209,6 +209,8 @@ def test_a_setsid_env_i_grandchild_dies_with_its_cgroup(tmp_path: Path) -> None:
     escapee = psutil.Process(grandchild)
     assert "FLEET_RUN_TOKEN" not in escapee.environ()
     assert os.getsid(grandchild) != os.getsid(handle.pid)
+    tree = {p.pid for p in psutil.Process(handle.pid).children(recursive=True)}
+    assert grandchild not in tree  # orphaned: out of the tree, the session and the environment
     procs.terminate(handle, grace=0.5)
     wait_for(lambda: not psutil.pid_exists(grandchild) or escapee.status() == "zombie", 10,
              "the escaped grandchild to die")  # fmt: skip
