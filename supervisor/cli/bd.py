@@ -150,7 +150,7 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
         emit_json({**task.to_dict(), "dependencies": deps, "dependents": dependents})
         return
     lines = [
-        f"{task.id}  {task.title}",
+        f"{task.id}  {clean(task.title)}",
         f"status: {task.status}   priority: P{task.priority}   type: {task.issue_type}",
     ]
     if task.status_reason:
