@@ -201,7 +201,7 @@ def test_stored_control_characters_are_shown_escaped(
         assert "\\x1b]0;pwned" in out, args
     listing = fleet("bd", "list").out.splitlines()
     assert len(listing) == 2  # the header and one row: the newline did not make a row
-    assert fleet("bd", "show", "fl-evil").out.splitlines()[0].endswith("\\nsecond row")
+    assert fleet("bd", "show", "fl-evil").out.splitlines()[0].endswith("\\x0asecond row")
     shown = fleet("bd", "show", "fl-evil", "--json").out
     assert json.loads(shown)["title"] == record["title"]  # JSON keeps the text as it is
 
