@@ -13,6 +13,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
+from supervisor import secrets
 from supervisor.accounts import Account
 from supervisor.errors import BadInput
 from supervisor.limits import NOT_UTF8
@@ -245,4 +246,9 @@ def _describe(info: FieldInfo) -> str:
 
 def show(config: Config) -> str:
     data = config.model_dump(exclude_none=True)
+    for account in data.get("accounts", {}).values():  # one stored by an older fleet
+        env = account.get("env", {})
+        for name, value in env.items():
+            if secrets.problem(name, str(value)):
+                env[name] = "<hidden: a credential; replace the account without it>"
     return tomli_w.dumps(data)

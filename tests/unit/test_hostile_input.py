@@ -167,6 +167,15 @@ def test_account_env_never_takes_a_credential(fleet: Fleet, home: Path, pair: st
     assert head(home) == before
 
 
+def test_config_show_hides_a_credential_an_older_fleet_stored(fleet: Fleet, store: Store) -> None:
+    from supervisor.store.store import Change
+
+    text = b'[accounts.old]\ncoder = "claude"\nenv = { ANTHROPIC_API_KEY = "sk-ant-leak" }\n'
+    store.mutate(lambda snap: (Change("old", "config_changed", files={"config.toml": text}), None))
+    shown = fleet("config", "show")
+    assert shown.code == 0 and "sk-ant-leak" not in shown.out and "hidden" in shown.out
+
+
 def test_account_env_takes_plain_settings(fleet: Fleet) -> None:
     result = fleet(
         "accounts", "add", "work", "--coder", "claude", "--env",
