@@ -1,6 +1,7 @@
 """Starting claimed attempts: their working directory, knowledge, command and environment.
 
-The agent inherits the supervisor's environment minus `GIT_*`, plus `FLEET_HOME`,
+An agent CLI inherits the supervisor's environment minus `GIT_*` (a shell task only its
+allow-list: `supervisor.run.environment`), plus `FLEET_HOME`,
 `FLEET_TASK_ID`, `FLEET_ATTEMPT`, `FLEET_RESULT_FILE`, a private `TMPDIR`, and its account's
 variables (or, with no account, the supervisor's own base-URL and key variables for its coder).
 """
