@@ -451,8 +451,8 @@ class Supervisor:
             run = task.run
             if task.id in self.running or not run or run.get("actor") == self.actor:
                 continue
-            if run.get("host") != self.host:
-                continue  # another machine's supervisor owns it
+            if run.get("host") and run.get("host") != self.host:
+                continue  # another machine's supervisor owns it (no host: no one does)
             n = int(run.get("attempt", 0))
             files = live_files(self.store.home, task.id, n)
             handle_data = run.get("handle") or _load_json(files.handle)

@@ -92,6 +92,22 @@ def test_a_run_record_this_home_did_not_sign_is_never_adopted(rig: Rig) -> None:
     assert "not made by a supervisor of this home" in task.attempts[-1]["reason"]
 
 
+def test_a_run_record_without_a_host_does_not_stay_in_progress_forever(rig: Rig) -> None:
+    task_id = rig.task("no host")
+    plant_run(rig, task_id, "cd" * 24, 4243, 4243.0)
+    rig.store.mutate(lambda snap: _without_host(snap, task_id))
+    rig.tick(T0)
+    assert rig.fake.terminated == [] and rig.get(task_id).status == "blocked"
+
+
+def _without_host(snap: Snapshot, task_id: str) -> tuple[Change, None]:
+    task = snap.need(task_id)
+    task.run = {k: v for k, v in (task.run or {}).items() if k != "host"}
+    change = Change("no host", "updated")
+    change.put(task)
+    return change, None
+
+
 def test_a_run_record_signed_by_another_home_is_never_adopted(rig: Rig, tmp_path: Path) -> None:
     other = tmp_path / "other-home"
     other.mkdir()
