@@ -442,3 +442,15 @@ def test_a_create_killed_before_printing_is_found_by_its_retry(home: Path) -> No
     made = create(home, params)  # published; pretend the print never happened
     assert create(home, dict(params)) == made
     assert list(tree_tasks(home)) == [made]
+
+
+def test_the_crash_log_takes_arguments_that_are_not_utf8(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from supervisor.cli import output
+
+    (home / "logs").mkdir(parents=True)
+    monkeypatch.setattr(sys, "argv", ["fleet", "bd", "create", "caf\udce9"])
+    where = output._crash_log(RuntimeError("boom"))
+    assert where == str(home / "logs" / "crash.log")
+    assert "caf\\udce9" in Path(where).read_text()
