@@ -118,3 +118,11 @@ def kill(token: str) -> int:
     with contextlib.suppress(OSError):
         path.rmdir()
     return found
+
+
+def remove(token: str) -> None:
+    """Remove the attempt's cgroup if nothing is left in it (the kernel refuses otherwise)."""
+    path = path_of(token)
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.rmdir()

@@ -194,6 +194,7 @@ class OsProcesses:
             return None if child.poll() is None else self._settle(handle, child)
         if identify(handle) is not None:
             return None
+        containment.remove(handle.token)  # if empty; what is left in it is stopped later
         recorded = read_rc(handle.rc_path)
         return -signal.SIGKILL if recorded is None else recorded
 
@@ -221,7 +222,7 @@ class OsProcesses:
             self._reap(handle)
 
     def sweep(self, token: str) -> int:
-        return self._sweep_all({token})
+        return self._sweep_all({token}) + containment.kill(token)
 
     def _sweep_all(self, tokens: Collection[str]) -> int:
         """SIGKILL what still carries one of `tokens`, scanning until none is left; how many."""
@@ -260,6 +261,7 @@ class OsProcesses:
     def _settle(self, handle: Handle, child: subprocess.Popen[bytes]) -> int:
         """The exit code of our reaped wrapper. If it was killed before it could write rc_path,
         its own status is written there, so that every later poll reads the same code."""
+        containment.remove(handle.token)  # if empty; what is left in it is stopped later
         with self._lock:
             self._children.pop(handle.token, None)
             recorded = read_rc(handle.rc_path)
