@@ -29,6 +29,7 @@ class EventKind(StrEnum):
     ERROR = "error"  # an error the agent reported: `text`
     RESULT = "result"  # the agent's final answer: `text`, `is_error`
     OTHER = "other"  # a line the adapter does not model (kept in the raw log)
+    RETRY = "retry"  # the CLI retries a request (reconnecting): `text`; not progress
 
 
 class Outcome(StrEnum):

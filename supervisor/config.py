@@ -13,8 +13,10 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
+from supervisor import secrets
 from supervisor.accounts import Account
 from supervisor.errors import BadInput
+from supervisor.limits import NOT_UTF8
 
 CONFIG_PATH = "config.toml"
 KIND_NAMES: dict[Any, str] = {
@@ -113,6 +115,10 @@ class Config(BaseModel):
     backoff_max_seconds: float = Field(600, ge=0, description="the longest retry delay")
     checkpoint_seconds: float = Field(30, gt=0, description="commit a running log this often")
     paused: bool = Field(False, description="claim nothing new (`fleet pause` / `fleet resume`)")
+    shell_env: list[str] = Field(
+        default_factory=list,
+        description="variables shell tasks get besides PATH, HOME, LANG, ... (NAME or PREFIX*)",
+    )
     accounts: dict[str, Account] = Field(default_factory=dict, description="credentials")
     roles: dict[str, RoleSettings] = Field(default_factory=dict, description="job descriptions")
     prices: dict[str, Price] = Field(default_factory=dict, description="by model-name prefix")
@@ -156,19 +162,41 @@ TABLES: dict[str, type[BaseModel]] = {
 }
 
 
+REPAIR = "fix it with `fleet config edit` (or `fleet config set KEY=VALUE`)"
+
+
 def load(text: str) -> Config:
-    try:
-        loaded = Config.model_validate(tomllib.loads(text) if text.strip() else {})
-    except (tomllib.TOMLDecodeError, ValidationError) as exc:
-        raise BadInput(
-            f"config.toml is not valid: {explain(exc)}",
-            hint="fix it with `fleet config set KEY=VALUE`",
-        ) from None
+    loaded = Config.model_validate(parse(text))
     if loaded.on:
         from supervisor.subscriptions import parse_rules
 
         parse_rules(text, loaded.on)  # a malformed [[on]] rule: BadInput naming its line
     return loaded
+
+
+def parse(text: str) -> dict[str, Any]:
+    """The TOML tables of config.toml's text, validated; BadInput naming the line if not."""
+    data = tables(text)
+    try:
+        Config.model_validate(data)
+    except ValidationError as exc:
+        raise BadInput(f"config.toml is not valid: {explain(exc, text)}", hint=REPAIR) from None
+    return data
+
+
+def tables(text: str) -> dict[str, Any]:
+    """config.toml's tables as TOML reads them (values unchecked, so that a bad one can be set
+    right); BadInput naming the line when the text is not UTF-8 or not TOML."""
+    if text.startswith(NOT_UTF8):
+        raise BadInput(
+            f"config.toml is not valid: {text[1:]}", hint="fix it with `fleet config edit`"
+        )
+    try:
+        return tomllib.loads(text) if text.strip() else {}
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(
+            f"config.toml is not valid TOML: {exc}", hint="fix it with `fleet config edit`"
+        ) from None
 
 
 def keys() -> list[str]:
@@ -232,12 +260,26 @@ def check_coders(config: Config) -> None:
             raise BadInput(f"unknown coder {name!r}", hint=f"known coders: {', '.join(known)}")
 
 
-def explain(exc: Exception) -> str:
+def explain(exc: Exception, text: str = "") -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{_line_of(text, err['loc'])}{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors()
         )
     return str(exc)
+
+
+def _line_of(text: str, loc: tuple[int | str, ...]) -> str:
+    """'line N: ' for the line of `text` that sets the last key of `loc`, if one does."""
+    import re
+
+    if not text or not loc:
+        return ""
+    key = re.compile(rf"^\s*\"?{re.escape(str(loc[-1]))}\"?\s*=")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if key.match(line):
+            return f"line {number}: "
+    return ""
 
 
 def choices(exc: ValidationError) -> str:
@@ -270,4 +312,9 @@ def _describe(info: FieldInfo) -> str:
 
 def show(config: Config) -> str:
     data = config.model_dump(exclude_none=True)
+    for account in data.get("accounts", {}).values():  # one stored by an older fleet
+        env = account.get("env", {})
+        for name, value in env.items():
+            if secrets.problem(name, str(value)):
+                env[name] = "<hidden: a credential; replace the account without it>"
     return tomli_w.dumps(data)

@@ -94,3 +94,26 @@ def find_cycle(edges: Mapping[str, Iterable[str]], start: str, target: str) -> l
                 seen.add(nxt)
                 stack.append((nxt, [*path, nxt]))
     return None
+
+
+def some_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """One cycle of the graph (a -> b -> ... -> a), or None; iterative, for graphs of any depth."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in edges:
+        if state.get(root):
+            continue
+        path: list[str] = [root]
+        stack = [iter(edges.get(root, ()))]
+        state[root] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(edges.get(nxt, ())))
+    return None

@@ -296,6 +296,23 @@ def hold_for(task: Task, reason: str, now: float) -> bool:
     return True
 
 
+def imported(task: Task, old: Task | None) -> None:
+    """A task as an import may bring it: no run record but the store's own (only a supervisor
+    writes one), and `in_progress` without one is open."""
+    task.run = None if old is None else old.run
+    if task.status == "in_progress" and (old is None or old.status != "in_progress"):
+        task.status, task.assignee = "open", ""
+
+
+def defer_imported(task: Task, reason: str, old: Task | None = None) -> None:
+    """An imported task whose command this store has not seen waits for the user's consent
+    (deferred, with `reason`); with `old`, it keeps the deferral it already has."""
+    if old is not None:
+        task.status, task.status_reason = old.status, old.status_reason
+    else:
+        task.status, task.status_reason = "deferred", reason
+
+
 # -- people's transitions --------------------------------------------------------------------------
 
 

@@ -149,7 +149,7 @@ class CodexParser(JsonLinesParser):
     def _error_line(self, message: str) -> list[Event]:
         if message.startswith("Reconnecting..."):
             self._retry = message
-            return [Event(EventKind.OTHER, text=message)]
+            return [Event(EventKind.RETRY, text=message)]
         self._error = message
         return self._error_events(message)
 

@@ -126,6 +126,7 @@ def add(
         --key-env ANTHROPIC_API_KEY_WORK
     """
     from supervisor.queue.configure import edit_entry
+    from supervisor.secrets import refuse as refuse_secrets
 
     variables: dict[str, str] = {}
     for pair in env:
@@ -136,6 +137,7 @@ def add(
                 hint="--env ANTHROPIC_BASE_URL=https://gateway.internal",
             )
         variables[key] = value
+    refuse_secrets(variables, f"--env of account {name}")
     if key_as:
         _check_key_as(coder, key_env, key_as)
     given: dict[str, Any] = {

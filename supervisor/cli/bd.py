@@ -13,6 +13,7 @@ from supervisor.cli.create import OPTIONS, Option
 from supervisor.cli.create import create as create_task
 from supervisor.cli.ids import LINKED_ID, TASK_ID
 from supervisor.cli.main import color, emit_json, open_store, table
+from supervisor.cli.output import clean
 from supervisor.errors import BadInput
 
 PRIORITY = click.IntRange(0, 4)
@@ -166,7 +167,7 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
         emit_json({**task.to_dict(), "dependencies": deps, "dependents": dependents})
         return
     lines = [
-        f"{task.id}  {task.title}",
+        f"{task.id}  {clean(task.title)}",
         f"status: {task.status}   priority: P{task.priority}   type: {task.issue_type}",
     ]
     if task.status_reason:
@@ -211,7 +212,7 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
             f"  #{a.get('n')} {a.get('outcome', '?')} {a.get('reason', '')}".rstrip()
             for a in task.attempts
         ]
-    click.echo("\n".join(lines))
+    click.echo(clean("\n".join(lines), one_line=False))
 
 
 def _brief(store: Any, task_id: str) -> dict[str, Any]:
@@ -458,7 +459,7 @@ def dep_tree(ctx: click.Context, task_id: str, as_json: bool) -> None:
 
     def render(node: dict[str, Any], depth: int) -> None:
         kind = f"({node['type']}) " if node["type"] else ""
-        click.echo(f"{'  ' * depth}{kind}{node['id']} [{node['status']}] {node['title']}")
+        click.echo(clean(f"{'  ' * depth}{kind}{node['id']} [{node['status']}] {node['title']}"))
         for child in node.get("dependencies", []):
             render(child, depth + 1)
 
@@ -468,13 +469,16 @@ def dep_tree(ctx: click.Context, task_id: str, as_json: bool) -> None:
 @bd.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+@click.option(
+    "--trust", is_flag=True, help="Let shell commands in the file run (else they arrive deferred)."
+)
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
 @click.pass_context
-def import_cmd(ctx: click.Context, path: Path, dry_run: bool, as_json: bool) -> None:
+def import_cmd(ctx: click.Context, path: Path, dry_run: bool, trust: bool, as_json: bool) -> None:
     """Import a beads JSONL export (upsert by id; ids are kept)."""
     from supervisor.queue.transfer import import_file
 
-    report = import_file(open_store(ctx), path, dry_run=dry_run)
+    report = import_file(open_store(ctx), path, dry_run=dry_run, trust=trust)
     if as_json:
         emit_json(report)
         return
@@ -485,6 +489,9 @@ def import_cmd(ctx: click.Context, path: Path, dry_run: bool, as_json: bool) -> 
     )
     for line, why in report["skipped"]:
         click.echo(f"  skipped line {line}: {why}")
+    for item in report["commands"]:
+        state = "deferred until you open it" if item["held"] else "runnable"
+        click.echo(clean(f"  line {item['line']}: {item['id']} runs ({state}): {item['command']}"))
 
 
 @bd.command("export")

@@ -67,6 +67,11 @@ OPTIONS = (
         "after_children",
         "Once its subtasks close: close (default) or integrate (run it once more).",
     ),
+    Option(
+        ("--idempotency-key",),
+        "idempotency_key",
+        "Retry-safe: a create with a key used before prints that task's id, makes none.",
+    ),
     Option(("--json",), "as_json", "Print the whole record as JSON.", "flag", False),
 )
 _BY_FLAG = {flag: option for option in OPTIONS for flag in option.flags}

@@ -23,6 +23,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from supervisor.cli.output import report
 
         return report(exc)
+    refused = _refuse_input(args)
+    if refused:
+        return refused
     home, rest = _global_home(args)
     if rest[:2] == ["bd", "create"] and not _bad_home(home):
         from supervisor.cli.create import create, parse
@@ -59,6 +62,35 @@ def hoist_home(args: list[str]) -> list[str]:
         if arg.startswith("--home="):
             return [arg, *args[:i], *args[i + 1 :]]
     return args
+
+
+def _refuse_input(args: list[str]) -> int:
+    """Arguments fleet will not run with: bytes that are not UTF-8 (Python keeps them as lone
+    surrogates), a blank `--home` or $FLEET_HOME. Exit 2 with one line, else 0."""
+    from supervisor.cli.output import report
+    from supervisor.errors import BadInput
+    from supervisor.store.home import check_value
+
+    for n, arg in enumerate(args, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            return report(
+                BadInput(
+                    f"argument {n} is not valid UTF-8: {shown!r}",
+                    hint="pass text in UTF-8 (check the shell's locale and the file it came from)",
+                )
+            )
+    try:
+        check_value(os.environ.get("FLEET_HOME"), "FLEET_HOME")
+        if args[:1] == ["--home"]:
+            check_value(args[1] if len(args) > 1 else None, "--home")
+        elif args and args[0].startswith("--home="):
+            check_value(args[0].partition("=")[2], "--home")
+    except BadInput as exc:
+        return report(exc)
+    return 0
 
 
 def _global_home(args: list[str]) -> tuple[str | None, list[str]]:

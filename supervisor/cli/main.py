@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from supervisor.cli.output import json_text, report
+from supervisor.cli.output import clean, json_text, report
 
 # name -> "module:attribute"; each module holds the commands of one concern.
 COMMANDS = {
@@ -68,10 +68,22 @@ class LazyGroup(click.Group):
         return super().resolve_command(ctx, args)
 
 
+def _home(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """Refuse a blank home: an unset variable in a script must not make the cwd the home."""
+    from click.core import ParameterSource
+
+    from supervisor.store.home import check_value
+
+    from_env = ctx.get_parameter_source("home") == ParameterSource.ENVIRONMENT
+    check_value(value, "FLEET_HOME" if from_env else "--home")
+    return None if value is None else Path(value)
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--home",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False),
+    callback=_home,
     envvar="FLEET_HOME",
     help="The fleet home (default $FLEET_HOME or ~/.fleet).",
 )
@@ -102,16 +114,22 @@ def emit_json(data: Any) -> None:
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    """A plain table; every cell but fleet's own colouring is `clean`ed (one line, no escapes)."""
     from tabulate import tabulate
 
-    return tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True)
+    safe = [[c if isinstance(c, Styled) else clean(str(c)) for c in row] for row in rows]
+    return tabulate(safe, headers=headers, tablefmt="plain", disable_numparse=True)
+
+
+class Styled(str):
+    """Text fleet coloured itself: its escape sequences are meant."""
 
 
 def color(text: str, fg: str) -> str:
     """Colour only on a terminal, never with NO_COLOR."""
     if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
-        return text
-    return click.style(text, fg=fg)
+        return clean(text)
+    return Styled(click.style(clean(text), fg=fg))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,7 @@ import click
 
 from supervisor.cli.ids import TASK_ID
 from supervisor.cli.main import color, emit_json, open_store, table
+from supervisor.errors import BadInput
 
 
 @click.group()
@@ -73,6 +74,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     from supervisor.cli import supervising, views
     from supervisor.queue import configure
+    from supervisor.run import containment
     from supervisor.run import daemon as service
 
     store = open_store(ctx)
@@ -85,10 +87,16 @@ def status(ctx: click.Context, as_json: bool) -> None:
         "agents": sum(1 for r in rows if r["status"] == "in_progress"),
         "queued": len(_ready_ids(store)),
         "blocked": sum(1 for r in rows if r["status"] == "blocked"),
-        "paused": configure.current(store).paused,
+        "paused": False,
+        "config_error": "",
+        "containment": containment.describe(),
         "home": str(store.home),
         **supervising.state(store, info),
     }
+    try:
+        data["paused"] = configure.current(store).paused
+    except BadInput as exc:  # a broken config.toml: the supervisor claims nothing
+        data["config_error"] = exc.message
     if info and psutil.pid_exists(info.pid):
         proc = psutil.Process(info.pid)
         data["rss_mb"] = round(proc.memory_info().rss / 1e6, 1)
@@ -107,6 +115,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
     paused = " (paused: claiming nothing new)" if data["paused"] else ""
     counts = f"agents running: {data['agents']}   ready: {data['queued']}"
     click.echo(f"{counts}   blocked: {data['blocked']}{paused}")
+    click.echo(f"process containment: {data['containment']}")
+    if data["config_error"]:
+        click.echo(f"claiming nothing: {data['config_error']} (`fleet config edit`)")
 
 
 def _ready_ids(store: Any) -> list[str]:
@@ -150,6 +161,10 @@ def _loop(
         emit_json(summary)
     elif once or until_idle or mode == "foreground":
         click.echo(supervising.summary_line(summary))
+    if loop.supervisor.config_error and (once or until_idle):
+        from supervisor.errors import FleetError
+
+        raise FleetError(loop.supervisor.config_error, hint="`fleet config edit` repairs it")
 
 
 # -- fleet tasks ---------------------------------------------------------------------------------

@@ -106,6 +106,52 @@ def config_load(ctx: click.Context, path: str, as_json: bool) -> None:
     click.echo(f"config loaded from {path}")
 
 
+@config.command("edit")
+@click.option("--json", "as_json", is_flag=True, help="Whether it changed, as JSON.")
+@click.pass_context
+def config_edit(ctx: click.Context, as_json: bool) -> None:
+    """Edit config.toml in $VISUAL or $EDITOR; saved in one commit only if it is valid."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+    import tempfile
+
+    from supervisor.errors import BadInput, FleetError
+    from supervisor.queue import configure
+
+    store = open_store(ctx)
+    before = configure.raw_text(store)
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    fd, name = tempfile.mkstemp(prefix="config-", suffix=".toml", dir=store.home / "tmp")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(before)
+    while True:  # as `visudo` does: an invalid file is refused, and on a terminal edited again
+        try:
+            code = subprocess.run([*shlex.split(editor), name], check=False).returncode
+        except OSError as exc:
+            raise FleetError(
+                f"cannot run the editor {editor!r}: {exc.strerror}", hint="set VISUAL or EDITOR"
+            ) from None
+        if code != 0:
+            raise FleetError(f"the editor exited with {code}; nothing was saved", hint=name)
+        with open(name, "rb") as fh:
+            after = fh.read()
+        try:
+            changed = configure.replace_text(store, before, after)
+            break
+        except BadInput as exc:
+            if not (sys.stdin.isatty() and click.confirm(f"fleet: {exc.message}\nedit again?")):
+                raise BadInput(
+                    exc.message, hint=f"nothing was saved; your edit is in {name}"
+                ) from None
+    os.unlink(name)
+    if as_json:
+        emit_json({"changed": changed})
+        return
+    click.echo("config updated" if changed else "config unchanged")
+
+
 @click.command()
 @click.option(
     "-n",

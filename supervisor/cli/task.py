@@ -18,6 +18,7 @@ from supervisor import lifecycle
 from supervisor.cli.ids import IdGroup, help_asked, resolve
 from supervisor.cli.main import emit_json, open_store, table
 from supervisor.cli.numbers import duration, money, tokens
+from supervisor.cli.output import terminal_text
 from supervisor.errors import BadInput
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -172,7 +173,7 @@ def task_log(ctx: click.Context, n: int | None, raw: bool, follow: bool, as_json
         shown = _follow(store, task_id, n, path)
         found = store.get(task_id)  # the attempt is over: the rest is in its record
         rest = (views.artifact(store, found, n, name) or b"")[shown:]
-        click.echo(rest.decode(errors="replace"), nl=False)
+        click.echo(terminal_text(rest.decode(errors="replace")), nl=False)
         _echo_stderr(_text(views.artifact(store, found, n, "stderr.log")))
         return
     out = _text(views.artifact(store, found, n, name))
@@ -180,7 +181,7 @@ def task_log(ctx: click.Context, n: int | None, raw: bool, follow: bool, as_json
     if as_json:
         emit_json({"task": task_id, "attempt": n, "raw": raw, "log": out, "stderr": err})
         return
-    click.echo(out, nl=False)
+    click.echo(terminal_text(out), nl=False)
     if out and not out.endswith("\n"):
         click.echo()
     _echo_stderr(err)
@@ -196,7 +197,7 @@ def task_log(ctx: click.Context, n: int | None, raw: bool, follow: bool, as_json
 def _echo_stderr(err: str) -> None:
     if err:
         click.echo(STDERR_HEADING)
-        click.echo(err, nl=not err.endswith("\n"))
+        click.echo(terminal_text(err), nl=not err.endswith("\n"))
 
 
 def _reason(found: Any, n: int) -> str:
@@ -233,7 +234,7 @@ def _follow(store: Any, task_id: str, n: int, path: Any) -> int:
             chunk = b""
         if chunk:
             offset += len(chunk)
-            click.echo(chunk.decode(errors="replace"), nl=False)
+            click.echo(terminal_text(chunk.decode(errors="replace")), nl=False)
         elif lifecycle.current(store.get(task_id), n) is None:
             return offset
         else:
@@ -264,7 +265,7 @@ def _artifact_command(name: str, filename: str, doc: str) -> None:
                     value = json.loads(text)
             emit_json({"task": task_id, "attempt": n, name: value})
             return
-        click.echo(text, nl=False)
+        click.echo(terminal_text(text), nl=False)
 
 
 def _where_to_look(store: Any, found: Any, n: int) -> str:

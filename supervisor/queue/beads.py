@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from supervisor import limits
 from supervisor.errors import BadInput
 from supervisor.model import TASK_FIELDS, Dependency, Task, check_dep_target, parse_time
 
@@ -120,6 +121,7 @@ class ImportPlan:
     tasks: list[Task] = field(default_factory=list)  # in file order
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (line, why); not blank lines
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line, what is wrong)
+    lines: dict[str, int] = field(default_factory=dict)  # task id -> its line
 
 
 def parse_jsonl(text: str) -> ImportPlan:
@@ -128,6 +130,9 @@ def parse_jsonl(text: str) -> ImportPlan:
     seen: dict[str, int] = {}
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
+            continue
+        if len(line) > limits.LINE_MAX:
+            plan.errors.append((number, f"longer than {limits.LINE_MAX} bytes"))
             continue
         try:
             outcome = _parse_line(line)
@@ -141,6 +146,7 @@ def parse_jsonl(text: str) -> ImportPlan:
         else:
             seen[outcome.id] = number
             plan.tasks.append(outcome)
+    plan.lines = seen
     return plan
 
 
@@ -150,8 +156,13 @@ def _parse_line(line: str) -> Task | str:
         record = json.loads(line, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON: {exc.msg} at column {exc.colno}") from exc
+    except RecursionError:
+        raise ValueError(f"nested more than {limits.DEPTH_MAX} levels deep") from None
     if not isinstance(record, dict):
         raise ValueError(f"not a JSON object but {type(record).__name__}")
+    shape = limits.shape_problem(record)
+    if shape:
+        raise ValueError(shape)
     kind = record.get("_type") or ("header" if "_schema" in record else "issue")
     if kind != "issue":
         return f"{kind} record, not an issue"
@@ -182,6 +193,9 @@ def from_beads(record: dict[str, Any]) -> Task:
         data["ephemeral"] = True
     data.update(_take_fleet_block(data))
     task = Task.from_dict(data)
+    too_long = limits.text_problem(vars(task))
+    if too_long:
+        raise ValueError(too_long)
     _check_issue(task)
     for dep in task.dependencies:
         _check_dependency(task.id, dep)

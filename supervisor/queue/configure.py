@@ -5,14 +5,14 @@ The model and its rules are `supervisor.config`; this module is where they meet 
 
 from __future__ import annotations
 
-import tomllib
 from typing import Any
 
 import tomli_w
 from pydantic import ValidationError
 
-from supervisor import config
+from supervisor import config, secrets
 from supervisor.errors import BadInput
+from supervisor.limits import decode_config
 from supervisor.store.store import Change, Snapshot, Store
 
 
@@ -28,11 +28,16 @@ def set_values(store: Store, pairs: list[str], actor: str | None = None) -> conf
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise BadInput(f"{pair!r} is not KEY=VALUE", hint="fleet config set max_concurrent=4")
-        updates.append((key.strip().split("."), config.parse_value(value.strip())))
+        path = key.strip().split(".")
+        parsed = config.parse_value(value.strip())
+        if "env" in path[:-1] or (path[-1] == "env" and isinstance(parsed, dict)):
+            given = {path[-1]: parsed} if path[-1] != "env" else dict(parsed)
+            secrets.refuse({k: str(v) for k, v in given.items()}, key.strip())
+        updates.append((path, parsed))
 
     def build(snap: Snapshot) -> tuple[Change | None, config.Config]:
-        text = (snap.read(config.CONFIG_PATH) or b"").decode()
-        data = tomllib.loads(text) if text.strip() else {}
+        text = decode_config(snap.read(config.CONFIG_PATH) or b"")
+        data = config.tables(text)
         for path, value in updates:
             config.check_key(path)
             node = data
@@ -82,8 +87,8 @@ def edit_entry(
         raise BadInput(f"{name!r} is not a valid name", hint="letters, digits, '.', '_' and '-'")
 
     def build(snap: Snapshot) -> tuple[Change | None, config.Config]:
-        text = (snap.read(config.CONFIG_PATH) or b"").decode()
-        data = tomllib.loads(text) if text.strip() else {}
+        text = decode_config(snap.read(config.CONFIG_PATH) or b"")
+        data = config.tables(text)
         entries = data.setdefault(table, {})
         if must_exist and name not in entries:
             known = ", ".join(sorted(entries)) or "none"
@@ -105,3 +110,31 @@ def edit_entry(
         return Change(summary, "config_changed", files={config.CONFIG_PATH: new_text.encode()}), cfg
 
     return store.mutate(build, actor)
+
+
+def replace_text(store: Store, before: bytes, after: bytes, actor: str | None = None) -> bool:
+    """Make `after` config.toml in one commit, if it is valid and the file is still `before`
+    (what the editor was given); False if there is nothing to change."""
+    text = decode_config(after)
+    config.parse(text)  # BadInput naming the line
+    cfg = config.load(text)
+    config.check_coders(cfg)
+    for name, account in cfg.accounts.items():
+        secrets.refuse(account.env, f"accounts.{name}.env")
+
+    def build(snap: Snapshot) -> tuple[Change | None, bool]:
+        if (snap.read(config.CONFIG_PATH) or b"") != before:
+            raise BadInput(
+                "config.toml changed while it was being edited; nothing was saved",
+                hint="run `fleet config edit` again",
+            )
+        if after == before:
+            return None, False
+        return Change("config: edited", "config_changed", files={config.CONFIG_PATH: after}), True
+
+    return store.mutate(build, actor)
+
+
+def raw_text(store: Store) -> bytes:
+    """config.toml's bytes as the store holds them (b"" when there is none)."""
+    return store.read(config.CONFIG_PATH) or b""

@@ -12,6 +12,7 @@ from supervisor import lifecycle
 from supervisor.errors import BadInput, NotFound
 from supervisor.graph import find_cycle
 from supervisor.handoffs import check_requirement, start_reactions
+from supervisor.limits import check_text, check_title
 from supervisor.model import (
     BLOCKING_TYPES,
     DEP_TYPE_PATTERN,
@@ -29,6 +30,7 @@ from supervisor.model import (
     new_id,
     now_iso,
 )
+from supervisor.queue import idempotency
 from supervisor.store.store import Change, Snapshot, Store, user_actor
 
 DEFAULT_PREFIX = "fl"
@@ -62,8 +64,10 @@ class NewTask(Record):
         after_children: str = "",
         requires: str = "",  # approvals its work needs: "human,role:reviewer"
         isolation: str = "",
+        idempotency_key: str = "",
     ) -> None:
         self.title = title
+        self.idempotency_key = idempotency_key  # a retry with the same key makes no second task
         self.description = description
         self.design = design
         self.acceptance_criteria = acceptance_criteria
@@ -148,8 +152,22 @@ def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
 
         check_role(store, new.role)
 
-    def build(snap: Snapshot) -> tuple[Change, Task]:
-        task = new_task(snap, new, check)
+    key = idempotency.check(new.idempotency_key) if new.idempotency_key else ""
+
+    def build(snap: Snapshot) -> tuple[Change | None, Task]:
+        keyed = ""
+        if key:
+            keyed, earlier = _keyed_id(snap, _prefix(snap), key)
+            if earlier is not None:
+                if earlier.title != check.title:
+                    raise BadInput(
+                        f"--idempotency-key {key!r} made {earlier.id} with another title",
+                        hint="use a new key for new work",
+                    )
+                return None, earlier  # a retry: the task is there already
+        task = new_task(snap, new, check, keyed)
+        if key:
+            task.metadata[idempotency.META] = key
         change = Change(f"create {task.id}: {_short(task.title)}", "created")
         if check.requires:  # an approval gate of its own (supervisor.gates)
             task.extra["requires"] = check.requires
@@ -176,8 +194,8 @@ def _checked(new: NewTask) -> _Checked:
     title = new.title.strip()
     if not title:
         raise BadInput("a task needs a title", hint='fleet bd create "Fix the login bug"')
-    if len(title) > 500:
-        raise BadInput("the title is longer than 500 characters", hint="put details in -d")
+    check_title(title)
+    check_text(vars(new))
     check_priority(new.priority)
     if new.coder == "shell" and not new.command.strip():
         raise BadInput(
@@ -194,8 +212,11 @@ def _checked(new: NewTask) -> _Checked:
     return _Checked(title, cwd, wanted, requires)
 
 
-def new_task(snap: Snapshot, new: NewTask, check: _Checked | None = None) -> Task:
-    """The task `new` describes, with a fresh id, as `snap` would take it (not yet written)."""
+def new_task(
+    snap: Snapshot, new: NewTask, check: _Checked | None = None, task_id: str = ""
+) -> Task:
+    """The task `new` describes, with a fresh id (or `task_id`), as `snap` would take it (not yet
+    written)."""
     check = check or _checked(new)
     for _, target in check.wanted:
         if not target.startswith("external:") and snap.get(target) is None:
@@ -204,12 +225,13 @@ def new_task(snap: Snapshot, new: NewTask, check: _Checked | None = None) -> Tas
                 hint="create it first, or check the id with `fleet bd list --all`",
             )
     stamp = now_iso()
-    count = snap.store.cache.count()
-    prefix = _prefix(snap)
-    task_id, tries = new_id(prefix, count), 0
-    while snap.get(task_id) is not None:  # beads: after 10 collisions, one character more
-        tries += 1
-        task_id = new_id(prefix, count, tries // 10)
+    if not task_id:
+        count = snap.store.cache.count()
+        prefix = _prefix(snap)
+        task_id, tries = new_id(prefix, count), 0
+        while snap.get(task_id) is not None:  # beads: after 10 collisions, one character more
+            tries += 1
+            task_id = new_id(prefix, count, tries // 10)
     return Task(
         id=task_id,
         title=check.title,
@@ -236,6 +258,16 @@ def new_task(snap: Snapshot, new: NewTask, check: _Checked | None = None) -> Tas
         after_children=new.after_children,
         isolation=new.isolation,
     )
+
+
+def _keyed_id(snap: Snapshot, prefix: str, key: str) -> tuple[str, Task | None]:
+    """The id of the task `key` names, and that task if an earlier try made it."""
+    for widen in range(9):
+        task_id = idempotency.task_id(prefix, key, widen)
+        found = snap.get(task_id)
+        if found is None or idempotency.made_by(found, key):
+            return task_id, found
+    raise BadInput(f"no free id for --idempotency-key {key!r}", hint="use another key")
 
 
 UPDATABLE = (
@@ -300,6 +332,9 @@ def update(
         fields["cwd"] = resolve_cwd(str(fields["cwd"]))
     if "title" in fields and not str(fields["title"]).strip():
         raise BadInput("the title cannot be empty", hint='--title "Fix the login bug"')
+    if "title" in fields:
+        check_title(str(fields["title"]))
+    check_text(fields)
     adds, removes = list(add_labels), list(remove_labels)
 
     def build(snap: Snapshot) -> tuple[Change | None, Task]:

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import coders
 from coders.base import Outcome
 from supervisor import lifecycle
 from supervisor.lifecycle import Ending
 from supervisor.model import Task, iso, parse_time
+from supervisor.run import ownership
 from supervisor.run.attempt import Attempt, live_files, load_json
 from supervisor.run.ops import Op
 from supervisor.run.process import Handle, Processes, read_rc
@@ -20,8 +23,10 @@ def orphans(store: Store, running: set[str], actor: str, host: str) -> list[Task
     for body in store.cache.select(["in_progress"]):
         task = Task.from_dict(body)
         run = task.run
-        if task.id in running or run is None or run.actor == actor or run.host != host:
-            continue  # ours, or another machine's supervisor owns it
+        if task.id in running or run is None or run.actor == actor:
+            continue  # ours
+        if run.host and run.host != host:
+            continue  # another machine's supervisor owns it (no host: no one does)
         out.append(task)
     return out
 
@@ -49,6 +54,26 @@ def rebuild(store: Store, task: Task, default_coder: str, now: float) -> Attempt
     attempt.handle = Handle.from_dict(handle_data) if handle_data else None
     files.log.unlink(missing_ok=True)  # re-rendered from the raw output
     return attempt
+
+
+def ours(home: Path, task: Task) -> bool:
+    """Whether a supervisor of this home started the attempt: its tokens are signed with the
+    home's own key, which no import or copy of the store carries."""
+    run = task.run
+    if run is None:
+        return False
+    files = live_files(home, task.id, run.attempt)
+    handle_data = run.handle or load_json(files.handle)
+    tokens = {run.token}
+    if isinstance(handle_data, dict):
+        tokens.add(str(handle_data.get("token") or ""))
+    return all(ownership.owns(home, t) for t in tokens)
+
+
+DISOWNED = (
+    "its run record was not made by a supervisor of this home (imported or copied), so fleet"
+    " will not touch its processes; stop them yourself if any run, then `fleet retry`"
+)
 
 
 def adopted_op(attempt: Attempt, actor: str, pid: int) -> Op:

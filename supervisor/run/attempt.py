@@ -7,6 +7,7 @@ committed to `runs/<task>/<n>/` when the attempt ends (and checkpointed while it
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,7 @@ class Attempt:
     spec: RunSpec | None = None  # what it was started with (None for an adopted attempt)
     limit: RateLimit | None = None  # the newest utilization the agent reported for its account
     warned: set[str] = field(default_factory=set)  # budgets already warned about
+    retry_text: str = ""  # the CLI's retry message, while retries are all it prints
 
     @property
     def usage(self) -> Usage:
@@ -132,9 +134,16 @@ class Attempt:
 
     def _consume(self, raw_lines: list[bytes], now: float) -> None:
         rendered: list[str] = []
+        progress = False  # a line other than a retry: the agent is not just reconnecting
         for raw in raw_lines:
             line = raw[:MAX_LINE].decode(errors="replace").rstrip("\r")
-            for event in self.parser.feed(line):
+            events = self.parser.feed(line)
+            retries = [e for e in events if e.kind == EventKind.RETRY]
+            if retries and len(retries) == len(events):
+                self.retry_text = retries[-1].text
+            else:
+                progress = True
+            for event in events:
                 self.events += 1
                 if event.limit is not None and event.limit.utilization is not None:
                     self.limit = event.limit
@@ -142,8 +151,8 @@ class Attempt:
                 if text:
                     rendered.append(text)
         self.lines += len(raw_lines)
-        if raw_lines:
-            self.last_output_at = now
+        if progress:  # retries alone do not count: a reconnect loop ends as a stall would
+            self.last_output_at, self.retry_text = now, ""
         if rendered:
             stamp = time.strftime("%H:%M:%S", time.gmtime(now))
             with open(self.files.log, "a", encoding="utf-8") as fh:
@@ -186,6 +195,8 @@ def render(event: Event) -> str:
         return f"[limit] {lim.status} {lim.kind} {lim.window}{util}{reset}".replace("  ", " ")
     if kind == EventKind.ERROR:
         return f"[error] {event.text}"
+    if kind == EventKind.RETRY:
+        return f"[retry] {event.text}"
     if kind == EventKind.RESULT:
         return f"[result{' error' if event.is_error else ''}] {event.text}"
     return ""
@@ -202,9 +213,12 @@ def read(path: Path) -> bytes:
 
 
 def write_json(path: Path, data: object) -> None:
-    """Write `data` as JSON to `path` atomically: a reader sees the old file or the new one."""
+    """Write `data` as JSON to `path` atomically (a reader sees the old file or the new one),
+    readable by the user only, as everything in the home."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(data))
     tmp.replace(path)
 
 

@@ -6,6 +6,7 @@ Signals only set flags; the loop acts on them. SIGTERM: stop claiming, let the a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -78,6 +79,8 @@ def acquire(store: Store, mode: str) -> Flock:
             f"a supervisor already runs for {store.home} ({pid})",
             hint="see it with `fleet supervisor status`; stop it with `fleet supervisor stop`",
         )
+    with contextlib.suppress(OSError):  # made by an older fleet with the umask's mode
+        os.chmod(lock_path(store), 0o600)
     info = Info(os.getpid(), time.time(), str(store.home), mode)
     write_json(info_path(store), info.to_dict())
     return lock
@@ -117,6 +120,7 @@ class Loop:
         self.stop_requested = 0  # 1: graceful, 2: now
         self.stop_deadline = 0.0
         self.child_exited = False
+        self.said_config = ""  # the configuration problem last written to the log
 
     def install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_term)
@@ -144,6 +148,9 @@ class Loop:
         while True:
             self._apply_stop()
             report = self.supervisor.tick(time.time())
+            if self.supervisor.config_error != self.said_config:
+                self.said_config = self.supervisor.config_error
+                _say(self.said_config or "config.toml is valid again: claiming tasks")
             if self.progress:
                 self.progress(report)
             if once:
@@ -155,7 +162,8 @@ class Loop:
             self._wait(report)
 
     def _nothing_to_claim(self, report: TickReport) -> bool:
-        return not report.waiting or self.supervisor.config.paused  # paused: none would start
+        sup = self.supervisor  # paused, or a broken configuration: none would start
+        return not report.waiting or sup.config.paused or bool(sup.config_error)
 
     def _apply_stop(self) -> None:
         sup = self.supervisor

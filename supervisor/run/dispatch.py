@@ -167,7 +167,9 @@ def unavailable(name: str, fleet: Fleet, per_account: Mapping[str, int]) -> str:
     return ""
 
 
-def claim_op(pick: Pick, actor: str, host: str, pid: int, now: float) -> Op:
+def claim_op(
+    pick: Pick, actor: str, host: str, pid: int, now: float, token: str | None = None
+) -> Op:
     """Flip the task from open to in_progress for this supervisor: the exactly-once claim."""
     task = pick.task
     decision = pick.decision
@@ -181,7 +183,7 @@ def claim_op(pick: Pick, actor: str, host: str, pid: int, now: float) -> Op:
         account=pick.account,
         claimed_at=iso(now),
         started_at=iso(now),
-        token=new_token(),  # known before the agent starts, so it can always be found
+        token=token or new_token(),  # known before the agent starts, so it can be found
         role=decision.role if decision is not None else "",
         purpose=decision.purpose if decision is not None else "",
         missing=list(decision.missing) if decision is not None and decision.purpose else None,

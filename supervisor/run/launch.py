@@ -1,6 +1,7 @@
 """Starting claimed attempts: their working directory, knowledge, command and environment.
 
-The agent inherits the supervisor's environment minus `GIT_*`, plus `FLEET_HOME`,
+An agent CLI inherits the supervisor's environment minus `GIT_*` (a shell task only its
+allow-list: `supervisor.run.environment`), plus `FLEET_HOME`,
 `FLEET_TASK_ID`, `FLEET_ATTEMPT`, `FLEET_RESULT_FILE`, a private `TMPDIR`, and its account's
 variables (or, with no account, the supervisor's own base-URL and key variables for its coder).
 """
@@ -20,7 +21,7 @@ from coders.base import Coder, Command, RunSpec
 from supervisor import accounts
 from supervisor.config import Config
 from supervisor.model import Task
-from supervisor.run import knowledge, triage, worktree
+from supervisor.run import environment, knowledge, triage, worktree
 from supervisor.run.attempt import Attempt, live_files, write_json
 from supervisor.run.process import TOKEN_ENV, Processes, SpawnError, new_token
 from supervisor.store.store import Store
@@ -80,8 +81,11 @@ def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
         raise LaunchError(exc.reason) from None
     except (worktree.WorktreeError, ValueError, KeyError, OSError) as exc:
         raise LaunchError(str(exc)) from None
+    base = agent_base_env()
+    if coder.name == "shell":  # a command from a task: the allow-list only
+        base = environment.shell_env(base, config.shell_env)
     env = {
-        **agent_base_env(),
+        **base,
         "FLEET_HOME": str(store.home),
         "FLEET_TASK_ID": task.id,
         "FLEET_ATTEMPT": str(n),

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import psutil
 
 from supervisor.errors import FleetError
+from supervisor.run import containment
 
 TOKEN_ENV = "FLEET_RUN_TOKEN"
 
@@ -34,7 +35,8 @@ TOKEN_ENV = "FLEET_RUN_TOKEN"
 # stderr (fd 3) and execs it. The rc file is written with a builtin, no process: it is read only
 # once the wrapper is gone, so it is complete by then.
 WRAPPER = """trap : HUP INT TERM
-rc_file=$1; shift
+rc_file=$1; cgroup=$2; shift 2
+[ -z "$cgroup" ] || echo $$ 2>/dev/null > "$cgroup/cgroup.procs"
 exec 3>&2 2>/dev/null
 ("$@" 2>&3 3>&-)
 rc=$?
@@ -169,9 +171,10 @@ class OsProcesses:
         # agent started just before the caller died can still be found.
         token = env.get(TOKEN_ENV) or new_token()
         # PWD: the shell would replace an inherited PWD naming another directory anyway.
+        cgroup = containment.create(token)  # "" where the machine gives none
         with open(stdout, "ab") as out, open(stderr, "ab") as err:
             child = subprocess.Popen(
-                ["/bin/sh", "-c", WRAPPER, WRAPPER_NAME, str(rc_path), *argv],
+                ["/bin/sh", "-c", WRAPPER, WRAPPER_NAME, str(rc_path), cgroup, *argv],
                 cwd=cwd,
                 env={**env, "PWD": str(cwd.absolute()), TOKEN_ENV: token},
                 stdin=subprocess.DEVNULL,
@@ -191,6 +194,7 @@ class OsProcesses:
             return None if child.poll() is None else self._settle(handle, child)
         if identify(handle) is not None:
             return None
+        containment.remove(handle.token)  # if empty; what is left in it is stopped later
         recorded = read_rc(handle.rc_path)
         return -signal.SIGKILL if recorded is None else recorded
 
@@ -212,11 +216,13 @@ class OsProcesses:
             wait_gone(survivors, KILL_WAIT)
         if trees:
             self._sweep_all({h.token for h in trees})
+        for handle in handles:  # what left the tree, the session and the environment
+            containment.kill(handle.token)
         for handle in handles:
             self._reap(handle)
 
     def sweep(self, token: str) -> int:
-        return self._sweep_all({token})
+        return self._sweep_all({token}) + containment.kill(token)
 
     def _sweep_all(self, tokens: Collection[str]) -> int:
         """SIGKILL what still carries one of `tokens`, scanning until none is left; how many."""
@@ -255,6 +261,7 @@ class OsProcesses:
     def _settle(self, handle: Handle, child: subprocess.Popen[bytes]) -> int:
         """The exit code of our reaped wrapper. If it was killed before it could write rc_path,
         its own status is written there, so that every later poll reads the same code."""
+        containment.remove(handle.token)  # if empty; what is left in it is stopped later
         with self._lock:
             self._children.pop(handle.token, None)
             recorded = read_rc(handle.rc_path)
@@ -293,15 +300,14 @@ def find_program(name: str, cwd: Path, search_path: str) -> Path | None:
 def identify(handle: Handle) -> psutil.Process | None:
     """The live wrapper of `handle`, or None if it is gone, a zombie, or its pid was reused.
 
-    The pid is ours if its create time matches, or (after the wall clock was stepped, which shifts
-    psutil's create_time) if it carries the attempt's token.
+    The pid is ours only if it carries the attempt's token in its environment: a pid and a start
+    time can be copied from a record, the token of a live process cannot be planted in it. (The
+    create time is not needed: it shifts when the wall clock is stepped.)
     """
     try:
         proc = psutil.Process(handle.pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None
-        if abs(proc.create_time() - handle.create_time) <= CTIME_TOLERANCE:
-            return proc
         return proc if proc.environ().get(TOKEN_ENV) == handle.token else None
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
@@ -317,6 +323,9 @@ def _tree(handle: Handle, carriers: Iterable[psutil.Process]) -> list[psutil.Pro
         found.update((p.pid, p) for p in _descendants(wrapper))
     for proc in carriers:
         found.setdefault(proc.pid, proc)
+    for pid in containment.members(handle.token):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            found.setdefault(pid, psutil.Process(pid))
     return list(found.values())
 
 

@@ -23,7 +23,7 @@ from supervisor.config import Config
 from supervisor.errors import FleetError
 from supervisor.lifecycle import Ending, Policy
 from supervisor.model import Task
-from supervisor.run import adopt, decompose, ending, triage
+from supervisor.run import adopt, decompose, ending, ownership, triage
 from supervisor.run.accounting import Book
 from supervisor.run.attempt import Attempt, live_dir, waiting_path, write_json
 from supervisor.run.dispatch import Fleet, Pick, choose, claim_op, today
@@ -67,6 +67,7 @@ class Supervisor:
         self.waiting: dict[str, str] = {}  # ready task id -> why it was not started
         self._waiting_written: dict[str, str] | None = None
         self._config_text: str | None = None
+        self.config_error = ""  # why config.toml cannot be used, while it cannot
         self._spent: list[tuple[str, Usage, float | None]] = []  # attempts ended in this tick
         self._adopt_at = 0.0  # when to look for orphaned attempts next
         self._parsed = Parsed()
@@ -89,12 +90,17 @@ class Supervisor:
         self._reconcile(snap, now, ops, report)
         ops += self.parents.settle(snap, now)
         picks = [] if self.stopping or self.config.paused else self._choose(snap, now)
-        claims = [claim_op(p, self.actor, self.host, self.pid, now) for p in picks]
+        if self.config_error:  # the configuration cannot be trusted: nothing is claimed
+            picks, self.waiting = [], dict.fromkeys(self.store.cache.ready(now), self.config_error)
+        home = self.store.home
+        claims = [
+            claim_op(p, self.actor, self.host, self.pid, now, ownership.new_token(home))
+            for p in picks
+        ]
         won = commit(self.store, self.actor, claims)
         report.claimed = [p.task.id for p in picks if p.task.id in won]
         ops += self._start(report.claimed, now, report)
         won = commit(self.store, self.actor, ops)
-        home = self.store.home
         self.stops.remove(
             [live_dir(home, op.task_id) for op in ops if op.ended and op.task_id in won]
         )
@@ -110,8 +116,11 @@ class Supervisor:
         """The configuration and the accounts' state, read again when they changed."""
         text = self.store.cache.config_text()
         if text != self._config_text:
-            with contextlib.suppress(FleetError):  # a bad one: keep the last good configuration
-                self.config = config_mod.load(text)
+            try:  # a bad one: claim nothing (stop nothing either) until it is repaired
+                self.config, self.config_error = config_mod.load(text), ""
+            except FleetError as exc:
+                self.config_error = f"{exc.message}; no task starts until it is fixed"
+                self.config_error += " (`fleet config edit`)"
             self._config_text = text
         self.book.load(self.store, snap, self.config)
 
@@ -151,6 +160,11 @@ class Supervisor:
         limits = budgets.task_limits(config, task, attempt.coder.name)
         idle_since = max(attempt.last_output_at, attempt.started_at)
         reason = budgets.overrun(config, limits, attempt.started_at, idle_since, now)
+        if reason.startswith("stalled") and attempt.retry_text:  # only "reconnecting..." lines
+            reason = (
+                f"overloaded: only retries for {config.stall_seconds:g} s"
+                f" ({attempt.retry_text[:120]})"
+            )
         if (task is not None and task.run is not None and task.run.stop) or self.stopping == "now":
             reason = "killed"
         elif not reason and task is not None:
@@ -204,6 +218,9 @@ class Supervisor:
         """Take over the attempts of a dead supervisor of this host and this home."""
         for task in adopt.orphans(self.store, set(self.running), self.actor, self.host):
             attempt = adopt.rebuild(self.store, task, self.config.coder, now)
+            if not adopt.ours(self.store.home, task):  # never signal what this home did not start
+                ops.append(self._abandon(attempt, Ending(Outcome.SETUP_ERROR, adopt.DISOWNED), now))
+                continue
             if attempt.handle is None:
                 end = adopt.unrecorded(self.processes, attempt, task.run.token if task.run else "")
                 if isinstance(end, int):

@@ -12,7 +12,9 @@ this is, it is written with fsync instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import sqlite3
 from collections.abc import Iterable
@@ -21,6 +23,7 @@ from typing import Any
 
 from supervisor.errors import GitError
 from supervisor.graph import Node
+from supervisor.limits import decode_config
 from supervisor.model import BLOCKING_TYPES, NOT_WORK_TYPES, PARENT_TYPE, Task, parse_time
 from supervisor.store.git import Git
 
@@ -70,19 +73,34 @@ class Cache:
     def __init__(self, path: Path, git: Git) -> None:
         self.git = git
         self.boot = _boot()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.in_memory = False  # the disk refused the cache: it lives in memory for this process
         try:
-            self.db = self._connect(path)
-        except sqlite3.OperationalError:  # busy or unreadable: not ours to delete
-            raise
-        except sqlite3.DatabaseError:  # not a database any more: it is only a cache
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-            self.db = self._connect(path)
-        if self._stale():
-            self._reset()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.db = self._connect(path)
+            except sqlite3.OperationalError:  # busy or unreadable: not ours to delete
+                raise
+            except sqlite3.DatabaseError:  # not a database any more: it is only a cache
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+                self.db = self._connect(path)
+            if self._stale():
+                self._reset()
+        except (OSError, sqlite3.OperationalError) as exc:
+            if not cannot_write(exc):
+                raise
+            self._to_memory()
+
+    def _to_memory(self) -> None:
+        """Go on with a cache in memory, built from the store: reads work on a full disk."""
+        with contextlib.suppress(Exception):
+            self.db.close()
+        self.in_memory = True
+        self.db = sqlite3.connect(":memory:", isolation_level=None)
+        self._reset()
 
     def _connect(self, path: Path) -> sqlite3.Connection:
+        _private(path)
         db = sqlite3.connect(path, timeout=30, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -119,11 +137,20 @@ class Cache:
                 self.db.execute("INSERT INTO meta VALUES('boot', ?)", (self.boot,))
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise
 
     def sync(self) -> str | None:
         """Bring the cache to the commit `refs/heads/main` points at now; return that commit."""
+        try:
+            return self._sync()
+        except sqlite3.OperationalError as exc:
+            if self.in_memory or not cannot_write(exc):
+                raise
+        self._to_memory()
+        return self._sync()
+
+    def _sync(self) -> str | None:
         head = self.git.ref()
         if self._meta("commit") == (head or ""):
             return head
@@ -136,13 +163,27 @@ class Cache:
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES('commit', ?)", (head or "",))
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise
         return head
+
+    def _rollback(self) -> None:
+        """Roll back, unless SQLite already did (it does when a write fails for want of space)."""
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
 
     def advance(self, parent: str | None, commit: str, files: dict[str, bytes | None]) -> None:
         """Record a commit this process just made on top of `parent`, from the files it wrote
         (no git call); any other state is brought up to date from git instead."""
+        try:
+            self._advance(parent, commit, files)
+        except sqlite3.OperationalError as exc:
+            if self.in_memory or not cannot_write(exc):
+                raise
+            self._to_memory()  # the commit is made: never fail the write for the cache's sake
+            self._sync()
+
+    def _advance(self, parent: str | None, commit: str, files: dict[str, bytes | None]) -> None:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             if self._meta("commit") != (parent or ""):
@@ -153,12 +194,12 @@ class Cache:
             self._delete([_task_id(p) for p in tasks if files[p] is None])
             self._insert(Task.from_dict(json.loads(files[p] or b"")) for p in tasks if files[p])
             if CONFIG_PATH in files:
-                text = (files[CONFIG_PATH] or b"").decode()
+                text = decode_config(files[CONFIG_PATH] or b"")
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES('config', ?)", (text,))
             self.db.execute("INSERT OR REPLACE INTO meta VALUES('commit', ?)", (commit,))
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise
 
     def _apply(self, cached: str, head: str | None) -> None:
@@ -174,7 +215,7 @@ class Cache:
             out = self.git.out("ls-tree", "-r", head, "--", "tasks", CONFIG_PATH)
             changed = [(line.split("\t", 1)[1], line.split()[2]) for line in out.splitlines()]
         for _, sha in [c for c in changed if c[0] == CONFIG_PATH]:
-            text = "" if set(sha) == {"0"} else (self.git.read(sha) or b"").decode()
+            text = "" if set(sha) == {"0"} else decode_config(self.git.read(sha) or b"")
             self.db.execute("INSERT OR REPLACE INTO meta VALUES('config', ?)", (text,))
         changed = [c for c in changed if c[0] != CONFIG_PATH]
         gone = [_task_id(p) for p, sha in changed if set(sha) == {"0"}]
@@ -375,3 +416,34 @@ def _boot() -> str:
 
 def _task_id(path: str) -> str:
     return path[len(TASKS_DIR) : -len(".json")]
+
+
+# SQLite's words for a write the host refused (a full disk, a quota, a read-only filesystem).
+WRITE_REFUSALS = (
+    "disk i/o error",
+    "database or disk is full",
+    "unable to open database file",
+    "readonly database",
+)
+
+
+def cannot_write(exc: BaseException) -> bool:
+    """Whether `exc` says the host would not let the cache be written."""
+    import errno
+
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+    return any(words in str(exc).lower() for words in WRITE_REFUSALS)
+
+
+def _private(path: Path) -> None:
+    """Create the cache file 0600 (SQLite gives its -wal and -shm files the same mode), and
+    make an older one private."""
+    if str(path) == ":memory:":
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)

@@ -24,6 +24,7 @@ from supervisor.store.cache import Cache
 from supervisor.store.flock import free as _free
 from supervisor.store.flock import locked as _locked
 from supervisor.store.git import Git
+from supervisor.store.home import check_unused, is_store
 
 T = TypeVar("T")
 CAS_TRIES = 200
@@ -154,7 +155,8 @@ class Store:
     def init(self) -> bool:
         """Create the home if needed (idempotent); refuse an unsafe one. True if created."""
         created = False
-        if not (self.git_dir / "HEAD").exists():
+        if not (self.git_dir / "HEAD").exists() or not is_store(self.git_dir):
+            check_unused(self.home)
             try:
                 self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
             except OSError as exc:
@@ -176,7 +178,24 @@ class Store:
         self._check_home()
         for sub in ("tmp", "live", "cache", "logs"):
             (self.home / sub).mkdir(mode=0o700, exist_ok=True)
+        if not created:
+            self._sweep_ref_temps()
         return created
+
+    def _sweep_ref_temps(self) -> None:
+        """Remove `tmp_ref_*` files that writers killed mid-publish left (every open does this:
+        one directory listing, so no leftover waits for a supervisor start)."""
+        now = time.time()
+        try:
+            entries = [e for e in os.scandir(self.git_dir) if e.name.startswith("tmp_ref_")]
+        except OSError:
+            return
+        for entry in entries:
+            try:
+                if now - entry.stat().st_mtime > STALE_LOCK_SECONDS:
+                    os.unlink(entry.path)
+            except OSError:
+                continue
 
     def _check_home(self) -> None:
         info = self.home.stat()
@@ -190,6 +209,8 @@ class Store:
                 f"the fleet home {self.home} is writable by group or others",
                 hint=f"run `chmod 700 {self.home}`",
             )
+        if info.st_mode & 0o077:  # readable by others (0755): ours alone, so made private
+            self.home.chmod(0o700)
 
     # -- reading --------------------------------------------------------------------------------
 

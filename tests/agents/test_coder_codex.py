@@ -220,7 +220,7 @@ def test_a_rate_limit_that_says_when_resets_then() -> None:
 def test_reconnect_lines_are_transient() -> None:
     events = feed(CodexParser(), capture("codex-rate_limit-defaultretries"))
     retries = [e for e in events if e.text.startswith("Reconnecting...")]
-    assert len(retries) == 5 and {e.kind for e in retries} == {EventKind.OTHER}
+    assert len(retries) == 5 and {e.kind for e in retries} == {EventKind.RETRY}
 
 
 def test_a_run_killed_while_reconnecting_is_a_failure() -> None:

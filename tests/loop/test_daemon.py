@@ -7,6 +7,7 @@ when a test calls `finish`.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import signal
@@ -449,7 +450,8 @@ def test_agent_environment_cwd_and_live_files(
     run = rig.run_of(task_id)
     live = home / "live" / task_id / "1"
     assert [k for k in run.env if k.startswith("GIT_")] == []
-    assert run.env["FLEET_TEST_KEEP"] == "kept"
+    assert "FLEET_TEST_KEEP" not in run.env  # a shell task gets the allow-list only
+    assert run.env["PATH"] == os.environ["PATH"]
     assert run.env["FLEET_HOME"] == str(home)
     assert run.env["FLEET_TASK_ID"] == task_id
     assert run.env["FLEET_ATTEMPT"] == "1"
@@ -458,7 +460,7 @@ def test_agent_environment_cwd_and_live_files(
     assert run.argv == ["/bin/sh", "-c", "true"]
     assert (run.stdout, run.stderr) == (live / "output.log", live / "stderr.log")
     assert Path(run.handle.rc_path) == live / "rc"
-    assert re.fullmatch(r"[0-9a-f]{32}", run.env[TOKEN_ENV])  # chosen and recorded at the claim
+    assert re.fullmatch(r"[0-9a-f]{48}", run.env[TOKEN_ENV])  # chosen and signed at the claim
     assert rig.get(task_id).run is not None
     assert run_record(rig.get(task_id))["handle"] == run.handle.to_dict()
 

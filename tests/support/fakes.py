@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supervisor.run.process import Handle, SpawnError, new_token, read_rc
+from supervisor.run.process import TOKEN_ENV, Handle, SpawnError, new_token, read_rc
 
 FIRST_FAKE_PID = 10_000_000  # above Linux's PID_MAX_LIMIT (2**22): never a real process
 
@@ -62,7 +62,7 @@ class FakeProcesses:
             path.touch()
         with self.lock:  # the supervisor starts several agents at once, in threads
             pid = FIRST_FAKE_PID + len(self.runs)
-            handle = Handle(pid, float(pid), new_token(), str(rc_path))
+            handle = Handle(pid, float(pid), env.get(TOKEN_ENV) or new_token(), str(rc_path))
             self.runs.append(FakeRun(list(argv), cwd, dict(env), stdout, stderr, handle))
         return handle
 
