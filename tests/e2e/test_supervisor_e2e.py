@@ -305,7 +305,8 @@ def test_agent_started_by_a_supervisor_that_died_at_once_is_stopped(
     with pytest.raises(KeyboardInterrupt):
         Supervisor(quick, DiesAfterSpawn(), pid=1, background_stops=False).tick(time.time())
     token = str(run_record(quick.get(task_id))["token"])
-    assert carriers(home, token), "the agent should run with the token of the claim"
+    # the agent runs with the token of the claim (a loaded machine may take a moment to exec it)
+    wait_for(lambda: carriers(home, token), 30, "the agent to run with the claim's token")
     Supervisor(quick, OsProcesses(), pid=2, background_stops=False).tick(time.time())
     assert carriers(home, token) == []
     task = quick.get(task_id)
