@@ -23,7 +23,7 @@ COMMANDS = {
     "config": "supervisor.cli.store:config",
     "log": "supervisor.cli.store:log",
     "supervisor": "supervisor.cli.run:supervisor",
-    "tasks": "supervisor.cli.run:tasks",
+    "tasks": "supervisor.cli.tasks:tasks",
     "task": "supervisor.cli.run:task",
     "kill": "supervisor.cli.run:kill",
     "retry": "supervisor.cli.run:retry",
