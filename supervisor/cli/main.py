@@ -34,6 +34,7 @@ COMMANDS = {
     "accounts": "supervisor.cli.accounts:accounts",
     "usage": "supervisor.cli.accounts:usage",
     "dashboard": "supervisor.cli.dashboard:dashboard",
+    "attach": "supervisor.cli.attach:attach",
 }
 
 
