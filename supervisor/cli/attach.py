@@ -2,10 +2,10 @@
 interactive session.
 
 The agent itself never runs inside tmux: it runs headless under the supervisor, its output in
-files. `fleet attach` opens (or reopens) a tmux session `fleet-<id>` whose first window follows the
-agent's log as `fleet task ID log -f` does (to its last line) and whose second follows its raw output and stderr, then
-attaches the terminal to it. Detaching (Ctrl-b d) or closing the terminal leaves the agent
-running; `fleet attach` again returns to the same session.
+files. `fleet attach` opens (or reopens) a tmux session `fleet-<id>` whose first window follows
+the agent's log as `fleet task ID log -f` does (to its last line) and whose second follows its
+raw output and stderr, then attaches the terminal to it. Detaching (Ctrl-b d) or closing the
+terminal leaves the agent running; `fleet attach` again returns to the same session.
 
 `--take-over` stops the headless attempt, holds the task (blocked, with the reason "taken over
 in tmux") so that no supervisor starts it again, and opens the coder's own interactive session

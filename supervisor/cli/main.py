@@ -35,6 +35,7 @@ COMMANDS = {
     "usage": "supervisor.cli.accounts:usage",
     "dashboard": "supervisor.cli.dashboard:dashboard",
     "attach": "supervisor.cli.attach:attach",
+    "doctor": "supervisor.cli.doctor:doctor",
 }
 
 
