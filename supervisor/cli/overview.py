@@ -61,9 +61,11 @@ def build(
     role: str = "",
     now: float | None = None,
     ended_limit: int = 5,
+    waiting_limit: int = 0,
 ) -> Overview:
     """Running agents (all, or as many as `budget` rows allow), then what waits, then what ended
-    most recently; `budget` 0 shows every running and waiting task."""
+    most recently; `budget` 0 shows every running task and up to `waiting_limit` waiting ones
+    (0: all)."""
     now = now or time.time()
     store.cache.sync()
     counts = sql.counts(store.cache, role)
@@ -72,7 +74,8 @@ def build(
     waiting_total = sum(counts.get(s, 0) for s in WAITING)
     ended_total = counts.get("closed", 0)
     if budget <= 0:
-        n_run, n_wait, n_end = running_total, waiting_total, min(ended_limit, ended_total)
+        n_run, n_end = running_total, min(ended_limit, ended_total)
+        n_wait = min(waiting_total, waiting_limit) if waiting_limit > 0 else waiting_total
     else:
         n_run = min(running_total, budget)
         rest = budget - n_run

@@ -31,8 +31,9 @@ MERGE_SETTLED = ("merged", "kept", "branch")  # delivery states that leave the q
 
 def state(store: Store, now: float | None = None) -> dict[str, Any]:
     """The task table: running, waiting (with why), recently ended; counts; the banner."""
-    found = overview.build(store, budget=0, now=now, ended_limit=TABLE_ENDED)
-    waiting = found.waiting[:TABLE_WAITING]
+    found = overview.build(
+        store, budget=0, now=now, ended_limit=TABLE_ENDED, waiting_limit=TABLE_WAITING
+    )
     return {
         "commit": store.cache.sync() or "",
         "time": time.time(),
@@ -43,8 +44,8 @@ def state(store: Store, now: float | None = None) -> dict[str, Any]:
         "counts": found.counts,
         "ready": found.ready,
         "running": found.running,
-        "waiting": waiting,
-        "waiting_more": len(found.waiting) - len(waiting) + found.more.get("waiting", 0),
+        "waiting": found.waiting,
+        "waiting_more": found.more.get("waiting", 0),
         "ended": found.ended,
     }
 
