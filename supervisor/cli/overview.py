@@ -125,7 +125,8 @@ def select(
     store.cache.sync()
     bodies = sql.page(store.cache, statuses, role, limit)
     out = [views.row(store, Task.from_dict(b), now) for b in bodies]
-    explain(store, out, bodies, now, sql.ready(store.cache, now))
+    needs_ready = any(r["status"] == "open" for r in out)
+    explain(store, out, bodies, now, sql.ready(store.cache, now) if needs_ready else {})
     return out
 
 
