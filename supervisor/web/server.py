@@ -41,13 +41,12 @@ class PortBusy(FleetError):
 
 
 class Dashboard:
-    """The server and what its handlers share: the home, the token, one store per thread."""
+    """The server and what its handlers share: the home, the token, the usage ledger."""
 
     def __init__(self, home: Path, host: str = "127.0.0.1", port: int = 0) -> None:
         self.home = home
         self.host = host
         self.token = "" if host in LOOPBACK else secrets.token_urlsafe(18)
-        self._local = threading.local()
         self._ledger_lock = threading.Lock()
         self.ledger = data.Ledger()
         try:
@@ -69,13 +68,6 @@ class Dashboard:
         query = f"/?token={self.token}" if self.token else "/"
         return f"http://{host}:{self.port}{query}"
 
-    def store(self) -> Store:
-        found: Store | None = getattr(self._local, "store", None)
-        if found is None:
-            found = Store.open(self.home)
-            self._local.store = found
-        return found
-
     def serve(self) -> None:
         try:
             self.httpd.serve_forever(poll_interval=0.2)
@@ -88,7 +80,17 @@ class Dashboard:
     # -- what each endpoint answers ----------------------------------------------------------
 
     def answer(self, path: str, query: dict[str, str]) -> Any:
-        store = self.store()
+        """The JSON for one request, read from a store opened for it (each request runs in a
+        thread of its own, and a store's SQLite connection belongs to one thread)."""
+        if not path.startswith("/api/"):
+            raise LookupError(path)
+        store = Store.open(self.home)
+        try:
+            return self._answer(store, path, query)
+        finally:
+            store.close()
+
+    def _answer(self, store: Store, path: str, query: dict[str, str]) -> Any:
         if path == "/api/state":
             return data.state(store)
         if path == "/api/graph":
