@@ -166,3 +166,21 @@ def test_bad_input(fleet: Any, store: Store, tmp_path: Path) -> None:
     out = fleet("doctor", "context", "--coder", "shel")
     assert out.code == 2 and "fleet: --coder 'shel'" in out.err and "hint:" in out.err
     assert fleet("doctor", "context", str(tmp_path / "nowhere")).code == 2
+
+
+def test_an_accounts_configuration_directory_is_looked_at_too(
+    store: Store, fleet: Any, tmp_path: Path
+) -> None:
+    repo = tmp_path / "proj"
+    (repo / ".git").mkdir(parents=True)
+    write(repo / "CLAUDE.md", RULES)
+    account = tmp_path / "accounts" / "work"
+    write(account / "CLAUDE.md", RULES)
+    write(account / "skills" / "lint" / "SKILL.md", "---\nname: lint\ndescription: Lint.\n---\n")
+    out = fleet("accounts", "add", "work", "--coder", "claude", "--config-dir", str(account))
+    assert out.code == 0, out.err
+    data = json.loads(fleet("doctor", "context", str(repo), "--json").out)
+    paths = {i["path"] for i in data["items"]}
+    assert str(account / "skills" / "lint" / "SKILL.md") in paths
+    (copy,) = [f for f in data["findings"] if f["kind"] == "duplicate file"]
+    assert set(copy["paths"]) == {str(account / "CLAUDE.md"), str(repo / "CLAUDE.md")}
