@@ -122,7 +122,12 @@ def take_over(store: Any, task: Any) -> str:
             env = ["-e", f"{CONFIG_ENV[coder]}={folder}"]
     name = open_session(store, task)
     kill(store, task.id, block=TAKEN_OVER.format(id=task.id))
-    tmux("new-window", "-t", name, "-n", "agent", "-c", workdir, *env, shlex.join(argv))
+    note = (
+        f"[fleet] {argv[0]} ended; `fleet retry {task.id}` hands the task back to the fleet;"
+        " Enter closes this window"
+    )
+    command = f"{shlex.join(argv)}; echo; echo {shlex.quote(note)}; read _"
+    tmux("new-window", "-t", name, "-n", "agent", "-c", workdir, *env, command)
     return name
 
 
