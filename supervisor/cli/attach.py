@@ -36,6 +36,15 @@ class Missing(FleetError):
     """A program this needs is not installed (exit 1: the host lacks it)."""
 
 
+def running_attempt(store: Any, task: Any) -> int:
+    """The number of the attempt running now (0: none)."""
+    from supervisor.cli import views
+
+    if task.run is None:
+        return 0
+    return int(views.live_status(store, task).get("attempt") or 0)
+
+
 def session_name(task_id: str) -> str:
     return f"fleet-{task_id}"
 
@@ -77,7 +86,7 @@ def open_session(store: Any, task: Any) -> str:
         return name
     from supervisor.cli import views
 
-    n = int((task.run or {}).get("attempt") or 0)
+    n = running_attempt(store, task)
     root = views.live_path(store, task, n, "output.log")
     follow = fleet_argv(store.home, "attach", task.id, "--follow-log")
     watch = f"{follow}; echo; echo '[fleet] the attempt ended; Ctrl-b d to leave'; sleep 86400"
@@ -179,7 +188,7 @@ def follow(store: Any, task_id: str, poll: float = 0.2) -> None:
     from supervisor.cli import views
 
     task = store.get(task_id)
-    n = int((task.run or {}).get("attempt") or 0)
+    n = running_attempt(store, task)
     if n == 0:
         return
     path = views.live_path(store, task, n, "log.txt")
@@ -198,7 +207,7 @@ def follow(store: Any, task_id: str, poll: float = 0.2) -> None:
             click.echo(chunk.decode(errors="replace"), nl=False)
             continue
         task = store.get(task_id)
-        if (task.run or {}).get("attempt") != n:
+        if running_attempt(store, task) != n:
             rest = (views.artifact(store, task, n, "log.txt") or b"")[offset:]
             click.echo(rest.decode(errors="replace"), nl=False)
             return

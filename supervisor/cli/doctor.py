@@ -144,6 +144,7 @@ def _unique_items(items: list[Any]) -> list[dict[str, Any]]:
 
 def sessions_per_day(store: Any, now: float | None = None) -> dict[str, float]:
     """Attempts started per day by each coder, over the last week (every attempt is a session)."""
+    from supervisor.cli import views
     from supervisor.model import Task, parse_time
 
     now = now or time.time()
@@ -152,7 +153,8 @@ def sessions_per_day(store: Any, now: float | None = None) -> dict[str, float]:
     store.cache.sync()
     for body in store.cache.select(None):
         task = Task.from_dict(body)
-        runs = [*task.attempts, *([task.run] if task.run else [])]
+        running = [views.live_status(store, task)] if task.run is not None else []
+        runs = [*task.attempts, *running]
         for attempt in runs:
             started = str(attempt.get("started_at") or "")
             try:

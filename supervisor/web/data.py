@@ -75,7 +75,8 @@ def log_tail(store: Store, task_id: str, offset: int = -1) -> dict[str, Any]:
     from supervisor.cli import views
 
     task = store.get(task_id)
-    n = int((task.run or {}).get("attempt") or len(task.attempts))
+    running = views.live_status(store, task) if task.run is not None else {}
+    n = int(running.get("attempt") or len(task.attempts))
     if n == 0:
         return {"task": task_id, "attempt": 0, "offset": 0, "text": "", "running": False}
     path = views.live_path(store, task, n, "log.txt")
