@@ -72,6 +72,11 @@ def tasks(
     if watch:
         if as_json:
             raise BadInput("--watch and --json do not go together", hint="fleet tasks --json")
+        if not sys.stdout.isatty():
+            raise BadInput(
+                "--watch draws on a terminal, and the output is not one",
+                hint="run it in a terminal, or `fleet tasks` for one view",
+            )
         from supervisor.cli.watch import run as watch_live
 
         watch_live(store, role=role)

@@ -137,6 +137,8 @@ def test_bad_status_is_refused(store: Store, fleet: Any) -> None:
     assert "fleet: --status 'runing' is not a status" in out.err and "hint:" in out.err
     assert store.head() == before
     assert fleet("tasks", "--watch", "--json").code == 2
+    out = fleet("tasks", "--watch")  # captured: not a terminal
+    assert out.code == 2 and "not one" in out.err
 
 
 def test_running_is_a_status_alias(store: Store, fleet: Any) -> None:
