@@ -23,7 +23,7 @@ COMMANDS = {
     "config": "supervisor.cli.store:config",
     "log": "supervisor.cli.store:log",
     "supervisor": "supervisor.cli.run:supervisor",
-    "tasks": "supervisor.cli.run:tasks",
+    "tasks": "supervisor.cli.tasks:tasks",
     "task": "supervisor.cli.task:task",
     "kill": "supervisor.cli.run:kill",
     "cancel": "supervisor.cli.run:cancel",
@@ -41,6 +41,9 @@ COMMANDS = {
     "emit": "supervisor.cli.events:emit",
     "approve": "supervisor.cli.events:approve",
     "reject": "supervisor.cli.events:reject",
+    "dashboard": "supervisor.cli.dashboard:dashboard",
+    "attach": "supervisor.cli.attach:attach",
+    "doctor": "supervisor.cli.doctor:doctor",
 }
 
 

@@ -170,27 +170,7 @@ def _loop(
 # -- fleet tasks ---------------------------------------------------------------------------------
 
 
-@click.command()
-@click.option("--all", "show_all", is_flag=True, help="Include closed tasks.")
-@click.option("--watch", is_flag=True, help="Redraw every second until Ctrl-C.")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-def tasks(ctx: click.Context, show_all: bool, watch: bool, as_json: bool) -> None:
-    """Every agent at a glance: status, coder, attempt, time, idle, tokens, cost."""
-    from supervisor.cli import views
-
-    store = open_store(ctx)
-    if as_json:
-        emit_json(views.rows(store, show_all))
-        return
-    while True:
-        text = _tasks_table(views.rows(store, show_all))
-        if not watch:
-            click.echo(text)
-            return
-        click.clear()
-        click.echo(f"fleet tasks   {time.strftime('%H:%M:%S')}   (Ctrl-C to stop)\n{text}")
-        time.sleep(1)
+# `fleet tasks` itself lives in supervisor/cli/tasks.py; the demo prints this table.
 
 
 def _tasks_table(rows: list[dict[str, Any]]) -> str:
