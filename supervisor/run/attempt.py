@@ -15,6 +15,7 @@ from typing import Any
 from coders.base import Coder, Event, EventKind, Parser, RateLimit, RunSpec, Usage
 from supervisor.model import iso
 from supervisor.run.process import Handle
+from supervisor.store import paths
 
 MAX_LINE = 1 << 20  # a longer line is cut (the raw output keeps it whole)
 
@@ -56,8 +57,7 @@ def live_files(home: Path, task_id: str, n: int) -> LiveFiles:
     return LiveFiles(home / "live" / task_id / str(n))
 
 
-def run_dir(task_id: str, n: int) -> str:
-    return f"runs/{task_id}/{n}"
+run_dir = paths.run_dir  # where attempt n's record lives in the tree: see store/paths.py
 
 
 @dataclass

@@ -23,8 +23,10 @@ from supervisor.errors import GitError
 from supervisor.graph import Node
 from supervisor.model import BLOCKING_TYPES, NOT_WORK_TYPES, PARENT_TYPE, Task, parse_time
 from supervisor.store.git import Git
+from supervisor.store.paths import CONFIG_PATH, FORMAT_PATH, TASKS, is_task_file, task_id_of
 
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
+WATCHED = (TASKS, CONFIG_PATH, FORMAT_PATH)  # the paths of the tree the cache reflects
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks(
@@ -39,7 +41,6 @@ CREATE INDEX IF NOT EXISTS deps_issue ON deps(issue_id);
 CREATE INDEX IF NOT EXISTS deps_target ON deps(depends_on_id);
 CREATE INDEX IF NOT EXISTS tasks_order ON tasks(status, priority, created_ts);
 """
-TASKS_DIR = "tasks/"
 PREFIX_LINE = re.compile(r'^id_prefix = "([a-z][a-z0-9_]{0,15})"$', re.M)
 _RESOLVED = "('closed', 'pinned')"
 _BLOCKING = "('" + "', '".join(sorted(BLOCKING_TYPES)) + "')"
@@ -62,7 +63,6 @@ WHERE t.status = 'open' AND t.hidden = 0 AND t.issue_type NOT IN {_NOT_WORK}
     SELECT 1 FROM deps d JOIN tasks p ON p.id = d.depends_on_id
     WHERE d.issue_id = t.id AND d.type = '{PARENT_TYPE}'
       AND (p.status = 'deferred' OR p.defer_ts > :now))"""
-CONFIG_PATH = "config.toml"
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
@@ -149,12 +149,15 @@ class Cache:
                 self.db.execute("ROLLBACK")
                 self.sync()
                 return
-            tasks = [p for p in files if p.startswith(TASKS_DIR) and p.endswith(".json")]
-            self._delete([_task_id(p) for p in tasks if files[p] is None])
+            tasks = [p for p in files if is_task_file(p)]
+            self._delete([task_id_of(p) for p in tasks if files[p] is None])
             self._insert(Task.from_dict(json.loads(files[p] or b"")) for p in tasks if files[p])
             if CONFIG_PATH in files:
                 text = (files[CONFIG_PATH] or b"").decode()
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES('config', ?)", (text,))
+            if FORMAT_PATH in files:
+                text = (files[FORMAT_PATH] or b"").decode()
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES('format', ?)", (text,))
             self.db.execute("INSERT OR REPLACE INTO meta VALUES('commit', ?)", (commit,))
             self.db.execute("COMMIT")
         except BaseException:
@@ -170,14 +173,17 @@ class Cache:
         if changed is None:
             self.db.execute("DELETE FROM tasks")
             self.db.execute("DELETE FROM deps")
-            self.db.execute("DELETE FROM meta WHERE key='config'")
-            out = self.git.out("ls-tree", "-r", head, "--", "tasks", CONFIG_PATH)
+            self.db.execute("DELETE FROM meta WHERE key IN ('config', 'format')")
+            out = self.git.out("ls-tree", "-r", head, "--", *WATCHED)
             changed = [(line.split("\t", 1)[1], line.split()[2]) for line in out.splitlines()]
         for _, sha in [c for c in changed if c[0] == CONFIG_PATH]:
             text = "" if set(sha) == {"0"} else (self.git.read(sha) or b"").decode()
             self.db.execute("INSERT OR REPLACE INTO meta VALUES('config', ?)", (text,))
-        changed = [c for c in changed if c[0] != CONFIG_PATH]
-        gone = [_task_id(p) for p, sha in changed if set(sha) == {"0"}]
+        for _, sha in [c for c in changed if c[0] == FORMAT_PATH]:
+            text = "" if set(sha) == {"0"} else (self.git.read(sha) or b"").decode()
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES('format', ?)", (text,))
+        changed = [c for c in changed if is_task_file(c[0])]
+        gone = [task_id_of(p) for p, sha in changed if set(sha) == {"0"}]
         present = [(p, sha) for p, sha in changed if set(sha) != {"0"}]
         self._delete(gone)
         bodies = self.git.cat_batch([sha for _, sha in present])
@@ -186,9 +192,7 @@ class Cache:
     def _diff(self, cached: str, head: str) -> list[tuple[str, str]] | None:
         """(path, new blob) of what changed since `cached`; None if git lacks that commit."""
         try:
-            out = self.git.out(
-                "diff-tree", "-r", "--no-renames", cached, head, "--", "tasks", CONFIG_PATH
-            )
+            out = self.git.out("diff-tree", "-r", "--no-renames", cached, head, "--", *WATCHED)
         except GitError:
             return None
         changed = []
@@ -231,6 +235,32 @@ class Cache:
         self.db.executemany("INSERT INTO deps VALUES(?,?,?)", deps)
 
     # -- reads --------------------------------------------------------------------------------
+
+    def rebase(self, old: str, new: str, files: dict[str, bytes | None]) -> None:
+        """Record that commit `new` holds the same tasks as `old` (a migration moved files
+        without changing them), writing only `files`' non-task entries; else catch up."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._meta("commit") != old:
+                self.db.execute("ROLLBACK")
+                self.sync()
+                return
+            for key, path in (("config", CONFIG_PATH), ("format", FORMAT_PATH)):
+                if path in files:
+                    text = (files[path] or b"").decode()
+                    self.db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)", (key, text))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES('commit', ?)", (new,))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def format_text(self) -> str | None:
+        """The `format` file at the cached commit: None when there is no commit, "" when the
+        commit has none (format 1)."""
+        if not self._meta("commit"):
+            return None
+        return self._meta("format") or ""
 
     def config_text(self) -> str:
         """The text of `config.toml` at the cached commit ("" when there is none)."""
@@ -357,7 +387,3 @@ def _boot() -> str:
         return BOOT_ID.read_text().strip()
     except OSError:
         return ""
-
-
-def _task_id(path: str) -> str:
-    return path[len(TASKS_DIR) : -len(".json")]

@@ -27,6 +27,7 @@ else:  # the builtin SHA-1: importing hashlib loads OpenSSL, a start-up cost `bd
         from hashlib import sha1
 
 SAFE_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+SYNC = True  # fdatasync loose objects (scripts/bench turns it off in-process to measure the cost)
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -61,8 +62,10 @@ class Git:
     def __init__(self, git_dir: Path) -> None:
         self.git_dir = git_dir
         self.objects = git_dir / "objects"
-        self.trees = Trees(self._loose, self.read, self.write_object)
+        self.trees = Trees(self._loose, self._packed, self.write_object)
         self._folders: set[str] = set()  # object folders known to exist
+        self._wanted: tuple[str, list[str]] | None = None  # (commit, dirs) a tree build reads
+        self._fetched: dict[str, bytes] = {}  # packed objects read for that build
 
     def run(
         self,
@@ -113,6 +116,8 @@ class Git:
         """
         path = self.git_dir / name
         lock = path.with_name(path.name + ".lock")
+        if name != "refs/heads/main":
+            path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = _exclusive(self.git_dir, "tmp_ref_")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -138,7 +143,12 @@ class Git:
     # -- objects ----------------------------------------------------------------------------
 
     def write_object(self, kind: str, data: bytes) -> str:
-        """Store a loose object (atomic: temp file + rename) and return its sha."""
+        """Store a loose object (atomic: temp file + rename) and return its sha.
+
+        Its bytes reach the disk (fdatasync) before the rename makes it visible, as git's
+        `core.fsync=loose-object` does, so a ref moved after it never points at an object a
+        power cut lost (the rename itself is ordered before the ref's by the journal).
+        """
         header = f"{kind} {len(data)}\0".encode()
         sha = sha1(header + data).hexdigest()
         folder = self.objects / sha[:2]
@@ -150,8 +160,12 @@ class Git:
             self._folders.add(sha[:2])
         fd, tmp = _exclusive(folder, "tmp_obj_")
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(zlib.compress(header + data, 1))
+            try:
+                os.write(fd, zlib.compress(header + data, 1))
+                if SYNC:
+                    os.fdatasync(fd)
+            finally:
+                os.close(fd)
             os.rename(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -159,9 +173,33 @@ class Git:
         return sha
 
     def write_tree(self, base: str | None, changes: Mapping[str, str | None]) -> str:
-        """The tree of commit `base` with `changes` applied (path -> blob sha, None: delete)."""
-        base_tree = self.trees.commit_tree(base) if base else None
-        return self.trees.apply(base_tree, changes)
+        """The tree of commit `base` with `changes` applied (path -> blob sha, None: delete).
+
+        Trees are read from loose objects; when one is packed (after maintenance), every tree
+        the build needs is read at once, through one `cat-file --batch`.
+        """
+        dirs = {p.rsplit("/", 1)[0] for p in changes if "/" in p}
+        wanted = {d.rsplit("/", k)[0] for d in dirs for k in range(d.count("/") + 1)}
+        self._wanted = (base, sorted(wanted)) if base else None
+        try:
+            base_tree = self.trees.commit_tree(base) if base else None
+            return self.trees.apply(base_tree, changes)
+        finally:
+            self._wanted = None
+            self._fetched.clear()
+
+    def _packed(self, sha: str) -> bytes | None:
+        """An object that is not loose: from the batch read for the current build, else alone."""
+        if sha not in self._fetched and self._wanted is not None:
+            base, dirs = self._wanted
+            self._wanted = None  # one batch per build
+            names = [base, f"{base}^{{tree}}", *(f"{base}:{d}" for d in dirs)]
+            for _, found, data in self._batch(names):
+                if found and data is not None:
+                    self._fetched[found] = data
+        if sha in self._fetched:
+            return self._fetched[sha]
+        return self.read(sha)
 
     def _loose(self, sha: str) -> bytes | None:
         try:
@@ -180,6 +218,11 @@ class Git:
 
     def cat_batch(self, names: list[str]) -> Iterator[tuple[str, bytes | None]]:
         """Contents of many objects (`sha` or `rev:path`) through one `cat-file --batch`."""
+        for name, _, data in self._batch(names):
+            yield name, data
+
+    def _batch(self, names: list[str]) -> Iterator[tuple[str, str, bytes | None]]:
+        """(name, sha, contents) of many objects through one `cat-file --batch`."""
         if not names:
             return
         data = self.run("cat-file", "--batch", input=("\n".join(names) + "\n").encode()).stdout
@@ -189,10 +232,10 @@ class Git:
             header = data[pos:end].decode()
             pos = end + 1
             if header.endswith(" missing") or header.endswith(" ambiguous"):
-                yield name, None
+                yield name, "", None
                 continue
             size = int(header.rsplit(" ", 1)[1])
-            yield name, data[pos : pos + size]
+            yield name, header.split(" ", 1)[0], data[pos : pos + size]
             pos += size + 1
 
     def read(self, rev_path: str) -> bytes | None:

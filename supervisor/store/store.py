@@ -1,9 +1,9 @@
 """The store: a git repository in `$FLEET_HOME` whose `refs/heads/main` is the single truth.
 
-One file per task (`tasks/<id>.json`), attempt records under `runs/<id>/<n>/`, the configuration
-in `config.toml`. Every mutation is one commit, made without a shared index or work tree and
-published with a compare-and-swap on the ref; when another writer got there first, the mutation
-is re-read and re-applied on the new state.
+One file per task, attempt records, the configuration in `config.toml` and the format number in
+`format` (where each lives: `supervisor/store/paths.py`). Every mutation is one commit, made
+without a shared index or work tree and published with a compare-and-swap on the ref; when
+another writer got there first, the mutation is re-read and re-applied on the new state.
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ from supervisor.errors import BadInput, Conflict, GitError, NotFound, StoreError
 from supervisor.model import Record, Task, check_id
 from supervisor.store.cache import Cache
 from supervisor.store.git import Git
+from supervisor.store.paths import FORMAT, FORMAT_PATH, format_file, parse_format, task_path
 
 T = TypeVar("T")
 CAS_TRIES = 200
 STALE_LOCK_SECONDS = 30.0  # leftovers of a writer this old are garbage
 REF_LOCK_PATIENCE = 2.0  # git holds the ref lock for microseconds; a lock this old is suspect
 REF_LOCKS = ("refs/heads/main.lock", "HEAD.lock")  # `git update-ref refs/heads/main` takes both
+BULK_FILES = 1000  # a change this big is written as one pack by `git fast-import` (bulk.py)
 WRITER_TURN_SECONDS = 10.0  # wait this long for the writers' turn, then rely on the CAS alone
 # thread id -> the homes whose writers' turn it holds (not `threading.local`: one import less)
 _turns: dict[int, set[Path]] = {}
@@ -36,10 +38,6 @@ _turns: dict[int, set[Path]] = {}
 
 def default_home() -> Path:
     return Path(os.environ.get("FLEET_HOME") or Path.home() / ".fleet").expanduser()
-
-
-def task_path(task_id: str) -> str:
-    return f"tasks/{task_id}.json"
 
 
 def dump_task(task: Task) -> bytes:
@@ -196,7 +194,37 @@ class Store:
         return self.git.ref()
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(self, self.cache.sync())
+        """The newest state; a store of an earlier format is migrated first (see migrate.py)."""
+        commit = self.cache.sync()
+        fmt = self.cache.format_text()
+        if fmt is not None and fmt.strip() != str(FORMAT):
+            self._check_format(fmt.encode() if fmt else None)
+            from supervisor.store.migrate import migrate
+
+            migrate(self)
+            commit = self.cache.sync()
+        return Snapshot(self, commit)
+
+    def format(self) -> int:
+        """The format of the newest commit (an empty store: this fleet's)."""
+        head = self.head()
+        return parse_format(self.git.read(f"{head}:{FORMAT_PATH}")) if head else FORMAT
+
+    def _check_format(self, data: bytes | None) -> int:
+        """The format `data` names; a store newer than this fleet, or unreadable, is refused."""
+        try:
+            fmt = parse_format(data)
+        except ValueError as exc:
+            raise StoreError(
+                f"cannot read the store {self.home}: {exc}",
+                hint="restore it from its backup ref (`git --git-dir HOME/.git show-ref`)",
+            ) from None
+        if fmt > FORMAT:
+            raise StoreError(
+                f"the store {self.home} has format {fmt}, newer than this fleet's {FORMAT}",
+                hint="upgrade fleet (`pip install -U fleet`); an older fleet cannot read it",
+            )
+        return fmt
 
     def get(self, task_id: str) -> Task:
         return self.snapshot().need(task_id)
@@ -236,11 +264,17 @@ class Store:
 
     def _publish(self, parent: str | None, change: Change, actor: str) -> str | None:
         """Write the change's objects and move the ref; the new commit, or None if it moved."""
+        if parent is None and FORMAT_PATH not in change.files:
+            change.files[FORMAT_PATH] = format_file()  # the first commit says its format
+        ident = f"{actor.split('@')[0]} <{actor}>"
+        if len(change.files) >= BULK_FILES:
+            from supervisor.store.bulk import publish_bulk
+
+            return publish_bulk(self, parent, change.files, change.message(actor), ident)
         blobs: dict[str, str | None] = {}
         for path, data in change.files.items():
             blobs[path] = None if data is None else self.git.write_object("blob", data)
         tree = self.git.write_tree(parent, blobs)
-        ident = f"{actor.split('@')[0]} <{actor}>"
         commit = self.git.commit(tree, parent, change.message(actor), ident, int(time.time()))
         return commit if self.git.cas_ref(commit, parent) else None
 
@@ -309,6 +343,8 @@ class Store:
             *(p for p in self.git_dir.rglob("*.lock") if p not in ref_locks),
             *self.git_dir.glob("objects/*/tmp_obj_*"),
             *self.git_dir.glob("tmp_ref_*"),
+            *self.git_dir.glob("objects/pack/tmp_*"),  # a fast-import or repack that died
+            *self.git_dir.glob("refs/fleet/tmp/*"),  # a bulk commit that was never published
         ]
         for path in leftovers:
             try:

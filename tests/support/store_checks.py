@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.model import ID_PATTERN, Task
+from supervisor.store.paths import task_path
 
 EVENTS = {
     "created",
@@ -80,7 +81,7 @@ def tree_tasks(home: Path, rev: str = "refs/heads/main") -> dict[str, dict[str, 
         stored = json.loads(data[end + 1 : end + 1 + size])
         pos = end + 1 + size + 1
         task = Task.from_dict(stored)
-        assert entry[3] == f"tasks/{task.id}.json"
+        assert entry[3] == task_path(task.id)
         out[task.id] = stored
     return out
 
@@ -143,7 +144,7 @@ def assert_well_formed(entry: Logged) -> None:
     tasks = trailers.get("Fleet-Task", [])
     assert all(ID_PATTERN.match(t) for t in tasks), tasks
     touched = {p for p in entry.paths if p.startswith("tasks/")}
-    named = {f"tasks/{t}.json" for t in tasks}
+    named = {task_path(t) for t in tasks}
     if "Fleet-Tasks-More" in trailers:  # the first 50 are named, the rest counted
         assert len(tasks) == 50 and named <= touched, (entry.summary, tasks)
         assert len(touched) == 50 + int(trailers["Fleet-Tasks-More"][0]), entry.summary
