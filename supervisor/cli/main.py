@@ -33,6 +33,7 @@ COMMANDS = {
     "coders": "supervisor.cli.coders:coders",
     "accounts": "supervisor.cli.accounts:accounts",
     "usage": "supervisor.cli.accounts:usage",
+    "store": "supervisor.cli.upkeep:store",
 }
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from supervisor.errors import BadInput
 from supervisor.model import Task
-from supervisor.queue.beads import export_jsonl, parse_jsonl
+from supervisor.queue.beads import export_line, parse_jsonl
 from supervisor.store.store import Change, Snapshot, Store
 
 # Bookkeeping the supervisor owns: an import never overwrites it on a task the store has.
@@ -70,6 +71,13 @@ def _keep_runtime(task: Task, old: Task) -> None:
 
 
 def export_text(store: Store) -> str:
-    store.cache.sync()
-    bodies = store.cache.select(None)
-    return export_jsonl(Task.from_dict(b) for b in bodies)
+    return "".join(export_lines(store))
+
+
+def export_lines(store: Store) -> Iterator[str]:
+    """Every task as beads JSONL, one line at a time (the queue is never held in memory)."""
+    store.snapshot()
+    dependents = store.cache.dependent_counts()
+    for body in store.cache.stream():
+        task = Task.from_dict(body)
+        yield export_line(task, dependents.get(task.id, 0))

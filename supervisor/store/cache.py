@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +292,17 @@ class Cache:
         """The JSON of every task changed at or after `ts` (epoch seconds)."""
         sql = "SELECT body FROM tasks WHERE updated_ts >= ?"
         return [json.loads(body) for (body,) in self.db.execute(sql, (ts,))]
+
+    def stream(self) -> Iterator[dict[str, Any]]:
+        """Every task's JSON in export order (priority, newest first, id), read as it goes."""
+        sql = "SELECT body FROM tasks ORDER BY priority, created_ts DESC, id"
+        for (body,) in self.db.execute(sql):
+            yield json.loads(body)
+
+    def dependent_counts(self) -> dict[str, int]:
+        """task id -> how many tasks depend on it (any dependency type)."""
+        sql = "SELECT depends_on_id, count(*) FROM deps GROUP BY depends_on_id"
+        return {target: int(n) for target, n in self.db.execute(sql)}
 
     def count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM tasks").fetchone()[0])
