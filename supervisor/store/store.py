@@ -139,6 +139,7 @@ class Store:
     def cache(self) -> Cache:
         if self._cache is None:
             self._cache = Cache(self.home / "cache" / "tasks.sqlite", self.git)
+            self._current(self._cache.sync())
         return self._cache
 
     def close(self) -> None:
@@ -194,16 +195,21 @@ class Store:
         return self.git.ref()
 
     def snapshot(self) -> Snapshot:
-        """The newest state; a store of an earlier format is migrated first (see migrate.py)."""
-        commit = self.cache.sync()
-        fmt = self.cache.format_text()
-        if fmt is not None and fmt.strip() != str(FORMAT):
-            self._check_format(fmt.encode() if fmt else None)
-            from supervisor.store.migrate import migrate
+        return Snapshot(self, self._current(self.cache.sync()))
 
-            migrate(self)
-            commit = self.cache.sync()
-        return Snapshot(self, commit)
+    def _current(self, commit: str | None) -> str | None:
+        """`commit` (the cache's), after migrating a store of an earlier format (migrate.py);
+        a store newer than this fleet is refused. Every read goes through here: the cache
+        checks on opening, and every snapshot."""
+        assert self._cache is not None
+        fmt = self._cache.format_text()
+        if fmt is None or fmt.strip() == str(FORMAT):
+            return commit
+        self._check_format(fmt.encode() if fmt else None)
+        from supervisor.store.migrate import migrate
+
+        migrate(self)
+        return self._cache.sync()
 
     def format(self) -> int:
         """The format of the newest commit (an empty store: this fleet's)."""
