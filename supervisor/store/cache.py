@@ -25,8 +25,10 @@ from supervisor.model import BLOCKING_TYPES, NOT_WORK_TYPES, PARENT_TYPE, Task, 
 from supervisor.store.git import Git
 from supervisor.store.paths import CONFIG_PATH, FORMAT_PATH, TASKS, is_task_file, task_id_of
 
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 WATCHED = (TASKS, CONFIG_PATH, FORMAT_PATH)  # the paths of the tree the cache reflects
+TABLES = ("tasks", "bodies", "deps")
+BODY = "JOIN bodies b ON b.id = t.id"  # the JSON lives apart: the tasks table stays small
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks(
@@ -34,12 +36,14 @@ CREATE TABLE IF NOT EXISTS tasks(
     created_ts REAL NOT NULL, issue_type TEXT NOT NULL, defer_until TEXT NOT NULL,
     not_before TEXT NOT NULL, hidden INTEGER NOT NULL, coder TEXT NOT NULL,
     defer_ts REAL NOT NULL, not_before_ts REAL NOT NULL, updated_ts REAL NOT NULL,
-    labels TEXT NOT NULL, body TEXT NOT NULL);
+    labels TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bodies(id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deps(issue_id TEXT NOT NULL, depends_on_id TEXT NOT NULL,
     type TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS deps_issue ON deps(issue_id);
 CREATE INDEX IF NOT EXISTS deps_target ON deps(depends_on_id);
-CREATE INDEX IF NOT EXISTS tasks_order ON tasks(status, priority, created_ts);
+CREATE INDEX IF NOT EXISTS tasks_order ON tasks(priority, created_ts, id, status);
+CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks(status, priority, created_ts);
 """
 PREFIX_LINE = re.compile(r'^id_prefix = "([a-z][a-z0-9_]{0,15})"$', re.M)
 _RESOLVED = "('closed', 'pinned')"
@@ -110,7 +114,7 @@ class Cache:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             if self._stale():  # another process may have done it
-                for table in ("meta", "tasks", "deps"):
+                for table in ("meta", *TABLES):
                     self.db.execute(f"DROP TABLE IF EXISTS {table}")
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
@@ -166,13 +170,13 @@ class Cache:
 
     def _apply(self, cached: str, head: str | None) -> None:
         if not head:
-            self.db.execute("DELETE FROM tasks")
-            self.db.execute("DELETE FROM deps")
+            for table in TABLES:
+                self.db.execute(f"DELETE FROM {table}")
             return
         changed = self._diff(cached, head) if cached else None
         if changed is None:
-            self.db.execute("DELETE FROM tasks")
-            self.db.execute("DELETE FROM deps")
+            for table in TABLES:
+                self.db.execute(f"DELETE FROM {table}")
             self.db.execute("DELETE FROM meta WHERE key IN ('config', 'format')")
             out = self.git.out("ls-tree", "-r", head, "--", *WATCHED)
             changed = [(line.split("\t", 1)[1], line.split()[2]) for line in out.splitlines()]
@@ -203,10 +207,12 @@ class Cache:
 
     def _delete(self, ids: list[str]) -> None:
         self.db.executemany("DELETE FROM tasks WHERE id=?", [(i,) for i in ids])
+        self.db.executemany("DELETE FROM bodies WHERE id=?", [(i,) for i in ids])
         self.db.executemany("DELETE FROM deps WHERE issue_id=?", [(i,) for i in ids])
 
     def _insert(self, tasks: Iterable[Task]) -> None:
         rows: list[tuple[object, ...]] = []
+        bodies: list[tuple[str, str]] = []
         deps: list[tuple[str, str, str]] = []
         ids: list[str] = []
         for task in tasks:
@@ -226,12 +232,13 @@ class Cache:
                     parse_time(task.not_before) if task.not_before else 0.0,
                     parse_time(task.updated_at) if task.updated_at else 0.0,
                     "\n".join(task.labels),
-                    json.dumps(task.to_dict(), ensure_ascii=False),
                 )
             )
+            bodies.append((task.id, json.dumps(task.to_dict(), ensure_ascii=False)))
             deps.extend((task.id, d.depends_on_id, d.type) for d in task.dependencies)
         self._delete(ids)
-        self.db.executemany("INSERT INTO tasks VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        self.db.executemany("INSERT INTO tasks VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        self.db.executemany("INSERT INTO bodies VALUES(?,?)", bodies)
         self.db.executemany("INSERT INTO deps VALUES(?,?,?)", deps)
 
     # -- reads --------------------------------------------------------------------------------
@@ -273,7 +280,7 @@ class Cache:
         return match.group(1) if match else ""
 
     def get(self, task_id: str) -> Task | None:
-        row = self.db.execute("SELECT body FROM tasks WHERE id=?", (task_id,)).fetchone()
+        row = self.db.execute("SELECT body FROM bodies WHERE id=?", (task_id,)).fetchone()
         return None if row is None else Task.from_dict(json.loads(row[0]))
 
     def bodies(self, ids: Iterable[str]) -> list[dict[str, Any]]:
@@ -283,19 +290,19 @@ class Cache:
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT id, body FROM tasks WHERE id IN ({marks})"
+            sql = f"SELECT id, body FROM bodies WHERE id IN ({marks})"
             for task_id, body in self.db.execute(sql, chunk):
                 found[task_id] = json.loads(body)
         return [found[i] for i in wanted if i in found]
 
     def updated_since(self, ts: float) -> list[dict[str, Any]]:
         """The JSON of every task changed at or after `ts` (epoch seconds)."""
-        sql = "SELECT body FROM tasks WHERE updated_ts >= ?"
+        sql = f"SELECT b.body FROM tasks t {BODY} WHERE t.updated_ts >= ?"
         return [json.loads(body) for (body,) in self.db.execute(sql, (ts,))]
 
     def stream(self) -> Iterator[dict[str, Any]]:
         """Every task's JSON in export order (priority, newest first, id), read as it goes."""
-        sql = "SELECT body FROM tasks ORDER BY priority, created_ts DESC, id"
+        sql = f"SELECT b.body FROM tasks t {BODY} ORDER BY t.priority, t.created_ts DESC, t.id"
         for (body,) in self.db.execute(sql):
             yield json.loads(body)
 
@@ -318,18 +325,19 @@ class Cache:
         where, args = [], []
         if statuses is not None:
             wanted = list(statuses)
-            where.append(f"status IN ({','.join('?' * len(wanted))})")
+            # `+`: walk the order index and filter, rather than sort every match of a status
+            where.append(f"+t.status IN ({','.join('?' * len(wanted))})")
             args.extend(wanted)
         if coder:
-            where.append("coder=?")
+            where.append("t.coder=?")
             args.append(coder)
         if label:
-            where.append("('\n' || labels || '\n') LIKE ?")
+            where.append("('\n' || t.labels || '\n') LIKE ?")
             args.append(f"%\n{label}\n%")
-        sql = "SELECT body FROM tasks"
+        sql = f"SELECT b.body FROM tasks t {BODY}"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY priority, created_ts, id"
+        sql += " ORDER BY t.priority, t.created_ts, t.id"
         if limit > 0:
             sql += f" LIMIT {int(limit)}"
         return [json.loads(body) for (body,) in self.db.execute(sql, args)]

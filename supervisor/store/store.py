@@ -70,6 +70,7 @@ class Change(Record):
         self.tasks: list[str] = [] if tasks is None else tasks  # Fleet-Task trailers
         self.files: dict[str, bytes | None] = {} if files is None else files
         self.details = details  # commit body between the summary and the trailers
+        self._listed: set[str] = set(self.tasks)  # the ids in `tasks`, for `put`
 
     def put(self, task: Task) -> None:
         """Write `task`, which must read back (a file that does not would break every read)."""
@@ -82,8 +83,17 @@ class Change(Record):
                 hint=f"see what it holds with `fleet bd show {task.id}`",
             ) from None
         self.files[task_path(task.id)] = data
-        if task.id not in self.tasks:
+        if len(self._listed) != len(self.tasks):  # `tasks` was changed directly
+            self._listed = set(self.tasks)
+        if task.id not in self._listed:  # a set: an import puts 100,000 tasks
             self.tasks.append(task.id)
+            self._listed.add(task.id)
+
+    def __eq__(self, other: object) -> bool:
+        fields = ("summary", "event", "tasks", "files", "details")
+        return type(other) is type(self) and all(
+            getattr(self, f) == getattr(other, f) for f in fields
+        )
 
     def message(self, actor: str) -> str:
         lines = [self.summary]

@@ -425,9 +425,11 @@ def test_a_cache_at_an_old_commit_catches_up_from_the_diff(
         calls.append(args)
         return real_out(self, *args, **kwargs)
 
+    db = sqlite3.connect(cache_file)
+    assert db.execute("SELECT value FROM meta WHERE key='commit'").fetchone() == (old_commit,)
+    db.close()
     monkeypatch.setattr(Git, "out", spy)
     stale = Store.open(home)
-    assert stale.cache._meta("commit") == old_commit
     rows = {r["id"]: r for r in cache_rows(stale)}
     diffs = [c for c in calls if c[0] == "diff-tree"]
     assert [c[:4] for c in diffs] == [("diff-tree", "-r", "--no-renames", old_commit)]
