@@ -116,7 +116,7 @@ class Git:
         """
         path = self.git_dir / name
         lock = path.with_name(path.name + ".lock")
-        if name != "refs/heads/main":
+        if not path.parent.is_dir():  # a new namespace, or one `git pack-refs` emptied
             path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = _exclusive(self.git_dir, "tmp_ref_")
         try:
@@ -158,7 +158,11 @@ class Git:
         if sha[:2] not in self._folders:
             folder.mkdir(exist_ok=True)
             self._folders.add(sha[:2])
-        fd, tmp = _exclusive(folder, "tmp_obj_")
+        try:
+            fd, tmp = _exclusive(folder, "tmp_obj_")
+        except FileNotFoundError:  # packing (`git prune-packed`) removed the emptied folder
+            folder.mkdir(exist_ok=True)
+            fd, tmp = _exclusive(folder, "tmp_obj_")
         try:
             try:
                 os.write(fd, zlib.compress(header + data, 1))
