@@ -4,9 +4,9 @@ Read or write a task file or an attempt record only through these functions, nev
 `tasks/...` or `runs/...` yourself: the layout has a format number, and a path built by hand
 breaks the day the format changes.
 
-    task_path("fl-3k9x")                  tasks/7/c/0/fl-3k9x.json
-    run_dir("fl-3k9x", 2)                 runs/7/c/0/fl-3k9x/2
-    run_file("fl-3k9x", 2, "output.log")  runs/7/c/0/fl-3k9x/2/output.log
+    task_path("fl-3k9x")                  tasks/e/0/8/fl-3k9x.json
+    run_dir("fl-3k9x", 2)                 runs/e/0/8/fl-3k9x/2
+    run_file("fl-3k9x", 2, "output.log")  runs/e/0/8/fl-3k9x/2/output.log
 
 Format 2 (this one) shards by the first three hex digits of the SHA-1 of the id, one directory
 level per digit (4,096 leaves), so that a commit rewrites five small trees instead of one tree as
@@ -36,7 +36,7 @@ BACKUP_REFS = "refs/fleet/backup/"  # where a migration leaves the commit it sta
 
 
 def shard(task_id: str) -> str:
-    """The three directory levels a task's files live under, e.g. `7/c/0`."""
+    """The three directory levels a task's files live under, e.g. `e/0/8`."""
     digits = sha1(task_id.encode()).hexdigest()
     return f"{digits[0]}/{digits[1]}/{digits[2]}"
 
