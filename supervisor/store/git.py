@@ -50,6 +50,14 @@ def _exclusive(directory: Path, prefix: str) -> tuple[int, str]:
             continue
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def run_in(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     """Run git in a user's directory (a task's repository), hooks off, `GIT_*` scrubbed."""
     import subprocess  # here, not above: `bd create` starts no process and skips the import
@@ -66,6 +74,7 @@ class Git:
         self._folders: set[str] = set()  # object folders known to exist
         self._wanted: tuple[str, list[str]] | None = None  # (commit, dirs) a tree build reads
         self._fetched: dict[str, bytes] = {}  # packed objects read for that build
+        self.unsynced: set[Path] = set()  # directories with new entries, fsynced by `cas_ref`
 
     def run(
         self,
@@ -114,6 +123,7 @@ class Git:
         place from a flocked temporary file), so a sweeper can tell a live writer's lock from
         a dead one's: see `Store.clear_dead_ref_locks`.
         """
+        self.sync_dirs()  # what the ref will point at is on the disk before it moves
         path = self.git_dir / name
         lock = path.with_name(path.name + ".lock")
         if not path.parent.is_dir():  # a new namespace, or one `git pack-refs` emptied
@@ -135,6 +145,8 @@ class Git:
             except BaseException:
                 os.unlink(lock)
                 raise
+            if SYNC:
+                _fsync_dir(path.parent)  # the move itself is on the disk when we say so
             return True
         finally:
             os.unlink(tmp)
@@ -146,8 +158,8 @@ class Git:
         """Store a loose object (atomic: temp file + rename) and return its sha.
 
         Its bytes reach the disk (fdatasync) before the rename makes it visible, as git's
-        `core.fsync=loose-object` does, so a ref moved after it never points at an object a
-        power cut lost (the rename itself is ordered before the ref's by the journal).
+        `core.fsync=loose-object` does, and its directory is fsynced before the next ref move
+        (`sync_dirs`), so a ref never points at an object a power cut lost.
         """
         header = f"{kind} {len(data)}\0".encode()
         sha = sha1(header + data).hexdigest()
@@ -174,7 +186,16 @@ class Git:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        if SYNC:
+            self.unsynced.add(folder)
         return sha
+
+    def sync_dirs(self) -> None:
+        """fsync the directories new objects were renamed into (each once, however many
+        objects it got), so that their names survive a power cut as their bytes do: on a file
+        system without a journal nothing else orders them before the ref's."""
+        while self.unsynced:
+            _fsync_dir(self.unsynced.pop())
 
     def write_tree(self, base: str | None, changes: Mapping[str, str | None]) -> str:
         """The tree of commit `base` with `changes` applied (path -> blob sha, None: delete).
