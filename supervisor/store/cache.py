@@ -49,11 +49,18 @@ PREFIX_LINE = re.compile(r'^id_prefix = "([a-z][a-z0-9_]{0,15})"$', re.M)
 _RESOLVED = "('closed', 'pinned')"
 _BLOCKING = "('" + "', '".join(sorted(BLOCKING_TYPES)) + "')"
 _NOT_WORK = "('" + "', '".join(sorted(NOT_WORK_TYPES)) + "')"
+_BLOCKED_NOW = f"""
+    SELECT 1 FROM deps d JOIN tasks b ON b.id = d.depends_on_id
+    WHERE d.issue_id = {{who}}.id AND d.type IN {_BLOCKING} AND b.status NOT IN {_RESOLVED}"""
+# Blocked parents: those blocked directly, and their unresolved children, transitively. Only
+# parents are walked (a few), and each candidate checks its own blockers in order of dispatch,
+# so the query stops at its LIMIT instead of computing every blocked task of the queue.
 READY_SQL = f"""
 WITH RECURSIVE blocked(id) AS (
-    SELECT d.issue_id FROM deps d
-    JOIN tasks s ON s.id = d.issue_id JOIN tasks b ON b.id = d.depends_on_id
-    WHERE d.type IN {_BLOCKING} AND s.status NOT IN {_RESOLVED} AND b.status NOT IN {_RESOLVED}
+    SELECT p.id FROM tasks p
+    WHERE p.status NOT IN {_RESOLVED}
+      AND p.id IN (SELECT depends_on_id FROM deps WHERE type = '{PARENT_TYPE}')
+      AND EXISTS ({_BLOCKED_NOW.format(who="p")})
     UNION
     SELECT d.issue_id FROM deps d JOIN blocked p ON d.depends_on_id = p.id
     JOIN tasks s ON s.id = d.issue_id
@@ -61,7 +68,10 @@ WITH RECURSIVE blocked(id) AS (
 )
 SELECT t.id, t.not_before_ts FROM tasks t
 WHERE t.status = 'open' AND t.hidden = 0 AND t.issue_type NOT IN {_NOT_WORK}
-  AND t.id NOT IN (SELECT id FROM blocked)
+  AND NOT EXISTS ({_BLOCKED_NOW.format(who="t")})
+  AND NOT EXISTS (
+    SELECT 1 FROM deps d WHERE d.issue_id = t.id AND d.type = '{PARENT_TYPE}'
+      AND d.depends_on_id IN (SELECT id FROM blocked))
   AND (t.defer_ts = 0 OR t.defer_ts <= :now)
   AND NOT EXISTS (
     SELECT 1 FROM deps d JOIN tasks p ON p.id = d.depends_on_id

@@ -142,3 +142,47 @@ def test_export_streams_the_same_lines_as_beads_order(
     tasks = [Task.from_dict(body) for body in tree_tasks(home).values()]
     assert "".join(lines) == export_jsonl(tasks)
     assert len(lines) == 301
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_ready_agrees_with_the_graph_on_random_queues(store: Store, seed: int) -> None:
+    """`Cache.ready` (SQL that walks only blocked parents) and `graph.blocked_by` (every task in
+    memory) give the same ready set, on random graphs with chains of parents."""
+    import random
+
+    from supervisor.graph import Node, blocked_by
+    from supervisor.model import Dependency
+    from supervisor.store.store import Change
+
+    rng = random.Random(seed)
+    ids = [f"rq-{seed}x{i}" for i in range(60)]
+    statuses = ["open"] * 6 + ["closed", "closed", "in_progress", "blocked", "pinned", "deferred"]
+    tasks = []
+    for n, task_id in enumerate(ids):
+        deps = []
+        for _ in range(rng.choice([0, 0, 1, 2])):
+            target = rng.choice([*ids[:n], "external:x:y"])
+            kind = rng.choice(["blocks", "parent-child", "related", "waits-for"])
+            if target.startswith("external") and kind == "parent-child":
+                continue
+            deps.append(Dependency(issue_id=task_id, depends_on_id=target, type=kind))
+        tasks.append(
+            Task(id=task_id, title=task_id, status=rng.choice(statuses), dependencies=deps)
+        )
+
+    def put_all(snap: object) -> tuple[Change, None]:
+        change = Change("random queue", "imported")
+        for task in tasks:
+            change.put(task)
+        return change, None
+
+    store.mutate(put_all)
+    nodes = {t.id: Node.of(t) for t in tasks}
+    blocked = blocked_by(nodes)
+    deferred = {t.id for t in tasks if t.status == "deferred"}
+    expected = {
+        t.id
+        for t in tasks
+        if t.status == "open" and t.id not in blocked and not set(t.parents()) & deferred
+    }
+    assert set(store.cache.ready(0.0)) == expected
