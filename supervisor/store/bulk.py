@@ -66,7 +66,7 @@ def fast_import(
         raise GitError(argv, proc.returncode, err.decode(errors="replace"))
     commit = git.ref(ref)
     git.run("update-ref", "-d", ref)
-    git.unsynced.add(git.objects / "pack")  # git fsynced the pack (core.fsync); now its name
+    git.written(git.objects / "pack")  # git fsynced the pack (core.fsync); now its name
     if commit is None:
         raise GitError(argv, 0, f"fast-import did not write {ref}")
     return commit

@@ -10,9 +10,11 @@ from __future__ import annotations
 import fcntl
 import os
 import zlib
-from collections.abc import Iterator, Mapping
+from _thread import RLock, allocate_lock, get_ident
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from supervisor.errors import GitError
 from supervisor.store.trees import Trees
@@ -27,6 +29,8 @@ else:  # the builtin SHA-1: importing hashlib loads OpenSSL, a start-up cost `bd
         from hashlib import sha1
 
 SAFE_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+T = TypeVar("T")
+PENDING_LIMIT = 64  # objects waiting for one flush at most (each holds a file open)
 SYNC = True  # fdatasync loose objects (scripts/bench turns it off in-process to measure the cost)
 
 
@@ -48,6 +52,31 @@ def _exclusive(directory: Path, prefix: str) -> tuple[int, str]:
             return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), name
         except FileExistsError:
             continue
+
+
+def _all_at_once(fn: Callable[[T], object], items: list[T]) -> None:
+    """fn(item) for every item, each on its own thread (one on this one); the first error."""
+    if len(items) == 1:
+        fn(items[0])
+        return
+    import threading  # here: only a write that syncs several files needs it
+
+    errors: list[BaseException] = []
+
+    def one(item: T) -> None:
+        try:
+            fn(item)
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(item,)) for item in items[1:]]
+    for thread in threads:
+        thread.start()
+    one(items[0])
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -75,6 +104,10 @@ class Git:
         self._wanted: tuple[str, list[str]] | None = None  # (commit, dirs) a tree build reads
         self._fetched: dict[str, bytes] = {}  # packed objects read for that build
         self.unsynced: set[Path] = set()  # directories with new entries, fsynced by `cas_ref`
+        self._pending: dict[str, tuple[int, str, Path]] = {}  # sha -> (fd, temp file, path)
+        self._deferring: set[int] = set()  # the threads inside `batch()`
+        self._lock = allocate_lock()  # guards `_pending` and `unsynced`
+        self._syncing = RLock()  # held while syncing, so no ref moves before a sync under way
 
     def run(
         self,
@@ -123,7 +156,9 @@ class Git:
         place from a flocked temporary file), so a sweeper can tell a live writer's lock from
         a dead one's: see `Store.clear_dead_ref_locks`.
         """
-        self.sync_dirs()  # what the ref will point at is on the disk before it moves
+        with self._syncing:  # what the ref will point at is on the disk before it moves
+            self.flush()
+            self.sync_dirs()
         path = self.git_dir / name
         lock = path.with_name(path.name + ".lock")
         if not path.parent.is_dir():  # a new namespace, or one `git pack-refs` emptied
@@ -159,13 +194,14 @@ class Git:
 
         Its bytes reach the disk (fdatasync) before the rename makes it visible, as git's
         `core.fsync=loose-object` does, and its directory is fsynced before the next ref move
-        (`sync_dirs`), so a ref never points at an object a power cut lost.
+        (`sync_dirs`), so a ref never points at an object a power cut lost. Inside `batch()`
+        the sync and the rename wait for `flush`, to sync a commit's objects all at once.
         """
         header = f"{kind} {len(data)}\0".encode()
         sha = sha1(header + data).hexdigest()
         folder = self.objects / sha[:2]
         path = folder / sha[2:]
-        if path.exists():
+        if sha in self._pending or path.exists():
             return sha
         if sha[:2] not in self._folders:
             folder.mkdir(exist_ok=True)
@@ -176,8 +212,15 @@ class Git:
             folder.mkdir(exist_ok=True)
             fd, tmp = _exclusive(folder, "tmp_obj_")
         try:
+            os.write(fd, zlib.compress(header + data, 1))
+            if get_ident() in self._deferring:
+                with self._lock:
+                    self._pending[sha] = (fd, tmp, path)
+                    full = len(self._pending) >= PENDING_LIMIT
+                if full:
+                    self.flush()
+                return sha
             try:
-                os.write(fd, zlib.compress(header + data, 1))
                 if SYNC:
                     os.fdatasync(fd)
             finally:
@@ -187,15 +230,65 @@ class Git:
             Path(tmp).unlink(missing_ok=True)
             raise
         if SYNC:
-            self.unsynced.add(folder)
+            with self._lock:
+                self.unsynced.add(folder)
         return sha
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Inside, new objects wait as temporary files until `flush` (or `cas_ref`) syncs them
+        all at once; leaving with an error drops those not flushed."""
+        me = get_ident()
+        if me in self._deferring:
+            yield
+            return
+        self._deferring.add(me)
+        try:
+            yield
+        finally:
+            self._deferring.discard(me)
+            self.flush()  # objects of a change that failed are harmless, and may be shared
+
+    def flush(self) -> None:
+        """Make the waiting objects durable, then visible: every `fdatasync` at once (on
+        threads: the disk takes them together, 2-5 ms for a commit's seven where one after the
+        other took 3-26 ms here), then the renames, then each directory's fsync at once."""
+        with self._syncing:  # a flush under way finishes before another thread's ref moves
+            with self._lock:
+                items = list(self._pending.values())
+                self._pending.clear()
+            if not items:
+                return
+            try:
+                if SYNC:
+                    _all_at_once(os.fdatasync, [fd for fd, _, _ in items])
+            except BaseException:
+                for fd, tmp, _ in items:
+                    os.close(fd)
+                    Path(tmp).unlink(missing_ok=True)
+                raise
+            for fd, tmp, path in items:
+                os.close(fd)
+                os.rename(tmp, path)  # the temp file keeps its folder from being removed
+            if SYNC:
+                with self._lock:
+                    self.unsynced.update(path.parent for _, _, path in items)
+
+    def written(self, folder: Path) -> None:
+        """Someone else (git) put new entries in `folder`: fsync it before the next ref move."""
+        with self._lock:
+            self.unsynced.add(folder)
 
     def sync_dirs(self) -> None:
         """fsync the directories new objects were renamed into (each once, however many
-        objects it got), so that their names survive a power cut as their bytes do: on a file
-        system without a journal nothing else orders them before the ref's."""
-        while self.unsynced:
-            _fsync_dir(self.unsynced.pop())
+        objects it got, all at once), so that their names survive a power cut as their bytes
+        do: on a file system without a journal nothing else orders them before the ref's."""
+        with self._syncing:
+            with self._lock:
+                folders = list(self.unsynced)
+                self.unsynced.clear()
+            if folders:
+                _all_at_once(_fsync_dir, folders)
 
     def write_tree(self, base: str | None, changes: Mapping[str, str | None]) -> str:
         """The tree of commit `base` with `changes` applied (path -> blob sha, None: delete).

@@ -287,12 +287,13 @@ class Store:
             from supervisor.store.bulk import publish_bulk
 
             return publish_bulk(self, parent, change.files, change.message(actor), ident)
-        blobs: dict[str, str | None] = {}
-        for path, data in change.files.items():
-            blobs[path] = None if data is None else self.git.write_object("blob", data)
-        tree = self.git.write_tree(parent, blobs)
-        commit = self.git.commit(tree, parent, change.message(actor), ident, int(time.time()))
-        return commit if self.git.cas_ref(commit, parent) else None
+        with self.git.batch():  # the commit's objects are synced together, before the ref moves
+            blobs: dict[str, str | None] = {}
+            for path, data in change.files.items():
+                blobs[path] = None if data is None else self.git.write_object("blob", data)
+            tree = self.git.write_tree(parent, blobs)
+            commit = self.git.commit(tree, parent, change.message(actor), ident, int(time.time()))
+            return commit if self.git.cas_ref(commit, parent) else None
 
     def _after_lost_race(self, attempt: int) -> None:
         self.clear_dead_ref_locks()
