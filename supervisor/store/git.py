@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from supervisor.errors import GitError
+from supervisor.store.packs import Packs
 from supervisor.store.trees import Trees
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class Git:
         self.git_dir = git_dir
         self.objects = git_dir / "objects"
         self.trees = Trees(self._loose, self._packed, self.write_object)
+        self.packs = Packs(self.objects / "pack")
         self._folders: set[str] = set()  # object folders known to exist
         self._wanted: tuple[str, list[str]] | None = None  # (commit, dirs) a tree build reads
         self._fetched: dict[str, bytes] = {}  # packed objects read for that build
@@ -307,7 +309,11 @@ class Git:
             self._fetched.clear()
 
     def _packed(self, sha: str) -> bytes | None:
-        """An object that is not loose: from the batch read for the current build, else alone."""
+        """An object that is not loose: from the packs in-process, else from git (the batch
+        read for the current build, else alone)."""
+        packed = self.packs.read(sha)
+        if packed is not None:
+            return packed[1]
         if sha not in self._fetched and self._wanted is not None:
             base, dirs = self._wanted
             self._wanted = None  # one batch per build
