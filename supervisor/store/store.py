@@ -283,13 +283,14 @@ class Store:
         if parent is None and FORMAT_PATH not in change.files:
             change.files[FORMAT_PATH] = format_file()  # the first commit says its format
         ident = f"{actor.split('@')[0]} <{actor}>"
-        if len(change.files) >= BULK_FILES:
+        files = change.files  # what every commit stores, small or bulk, is exactly this
+        if len(files) >= BULK_FILES:
             from supervisor.store.bulk import publish_bulk
 
-            return publish_bulk(self, parent, change.files, change.message(actor), ident)
+            return publish_bulk(self, parent, files, change.message(actor), ident)
         with self.git.batch():  # the commit's objects are synced together, before the ref moves
             blobs: dict[str, str | None] = {}
-            for path, data in change.files.items():
+            for path, data in files.items():
                 blobs[path] = None if data is None else self.git.write_object("blob", data)
             tree = self.git.write_tree(parent, blobs)
             commit = self.git.commit(tree, parent, change.message(actor), ident, int(time.time()))

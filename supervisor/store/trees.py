@@ -3,8 +3,8 @@ that changed as loose objects. A commit then needs one git process (the compare-
 `update-ref`) instead of four, which is what makes the supervisor's commits cheap.
 
 Trees are read from loose objects (fleet writes small commits' objects loose); an object that was
-packed (by maintenance, or a bulk commit) is read through the `read_packed` callback, which
-`Git.write_tree` answers with one `cat-file --batch` for every tree a commit changes.
+packed (by maintenance, or a bulk commit) is read through the `read_packed` callback, which `Git`
+answers from the pack files in-process (`packs.py`), else with one `cat-file --batch`.
 """
 
 from __future__ import annotations
