@@ -1,7 +1,8 @@
 """One running attempt: its live files, its output read as it grows, and its record at the end.
 
 Live files sit under `$FLEET_HOME/live/<task>/<n>/`, outside the store's tree; the record is
-committed to `runs/<task>/<n>/` when the attempt ends (and checkpointed while it runs).
+committed to `run_dir(task, n)` (see `supervisor/store/paths.py`) when the attempt ends (and
+checkpointed while it runs).
 """
 
 from __future__ import annotations
