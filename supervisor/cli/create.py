@@ -145,6 +145,9 @@ def create(home: Path | None, params: dict[str, Any]) -> str:
         task = create_task(store, new)
     finally:
         store.close()
+    from supervisor.store.maintenance import start_if_due
+
+    start_if_due(store)  # packing, when due, goes on in the background
     if as_json:
         from supervisor.cli.output import json_text
 

@@ -8,6 +8,9 @@ itself here (`gc.auto=0`: no user's command ever stops to pack). Instead:
   more than `PACK_LIMIT` packs, and if so starts `git repack -d --geometric=2` in its own
   session, in the background: loose objects go into a pack, small packs are rolled into bigger
   ones, and what was packed is removed;
+- `fleet bd create` does the same check (one `listdir`) after its write, and when packing is due
+  and no supervisor is at it, starts the same packing detached, without waiting for it, so a
+  store used without a supervisor stays bounded too;
 - `fleet store gc` does a full `git gc` by hand (everything in one pack, unreachable objects
   older than an hour pruned, refs packed).
 
@@ -20,14 +23,16 @@ from __future__ import annotations
 
 import fcntl
 import os
-import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor.errors import Conflict
 from supervisor.store.git import SAFE_CONFIG, clean_env
 from supervisor.store.store import Store
+
+if TYPE_CHECKING:
+    import subprocess
 
 LOOSE_LIMIT = 2000  # loose objects that make packing due
 PACK_LIMIT = 30  # packs that make packing due
@@ -125,6 +130,8 @@ class Packer:
 
     def start(self) -> bool:
         """Start packing in the background; False when another packer is at it."""
+        import subprocess
+
         fd = _take_lock(self.store)
         if fd is None:
             return False
@@ -151,6 +158,11 @@ class Packer:
             except subprocess.TimeoutExpired:
                 return  # it finishes on its own, in its own session, holding its lock
             self.proc = None
+
+
+def start_if_due(store: Store) -> bool:
+    """After a user's write: start packing, detached, if it is due; never waits for it."""
+    return due(store) and Packer(store).start()
 
 
 def gc(store: Store, patience: float = 60.0) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from functools import partial
+from hashlib import sha1
 from pathlib import Path
 
 import pytest
@@ -168,5 +169,32 @@ def test_the_supervisor_packs_when_loose_objects_pile_up(
     assert not maintenance.due(store)
     assert maintenance.usage(store)["loose_objects"] < 50
     assert packer.step(1001.0) == ""  # looks again only after CHECK_SECONDS
+    store.close()
+    assert_fsck_clean(home)
+
+
+def test_bd_create_starts_packing_in_the_background_when_it_is_due(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    loose_store(home, 20)
+    store = Store.open(home)
+    assert not maintenance.due(store)
+    # Loose objects in the folder the estimate samples, until packing is due.
+    wanted, k = maintenance.LOOSE_LIMIT // 256 + 1, 0
+    while maintenance.loose_estimate(store) <= maintenance.LOOSE_LIMIT:
+        data = f"filler {k}".encode()
+        k += 1
+        if sha1(b"blob %d\0" % len(data) + data).hexdigest().startswith(maintenance.SAMPLE):
+            store.git.write_object("blob", data)
+    assert wanted <= maintenance.loose_estimate(store) // 256
+    assert maintenance.due(store)
+    made = subprocess.run(
+        [sys.executable, "-m", "supervisor", "--home", str(home), "bd", "create", "last"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    wait_for(lambda: maintenance.pack_count(store) >= 1, 60, "the background packing")
+    wait_for(lambda: maintenance._take_lock(store) is not None, 60, "the packer to finish")
+    assert made.stdout.strip() in tree_tasks(home)
     store.close()
     assert_fsck_clean(home)
