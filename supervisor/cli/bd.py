@@ -507,22 +507,31 @@ def import_cmd(ctx: click.Context, path: Path, dry_run: bool, trust: bool, as_js
 @click.pass_context
 def export_cmd(ctx: click.Context, output: Path | None, as_json: bool) -> None:
     """Export every task as beads JSONL."""
-    from supervisor.queue.transfer import export_text
+    from supervisor.queue.transfer import export_lines
 
-    text = export_text(open_store(ctx))
+    lines = export_lines(open_store(ctx))
     if output is None:
-        click.echo(text, nl=False)
+        import sys
+
+        for line in lines:
+            sys.stdout.write(line)
+        sys.stdout.flush()
         return
     tmp = output.with_name(output.name + ".tmp")
+    count = 0
     try:
-        tmp.write_text(text)
+        with tmp.open("w", encoding="utf-8") as fh:
+            for line in lines:
+                fh.write(line)
+                count += 1
         tmp.replace(output)
     except OSError as exc:
+        tmp.unlink(missing_ok=True)
         raise BadInput(
             f"cannot write {output}: {exc.strerror}",
             hint="pass -o a file in a directory that exists and that you can write",
         ) from None
     if as_json:
-        emit_json({"path": str(output), "tasks": text.count(chr(10))})
+        emit_json({"path": str(output), "tasks": count})
         return
-    click.echo(f"exported {text.count(chr(10))} tasks to {output}", err=True)
+    click.echo(f"exported {count} tasks to {output}", err=True)

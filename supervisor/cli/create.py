@@ -166,6 +166,9 @@ def create(home: Path | None, params: dict[str, Any]) -> str:
         checks.warn_after_create(store, task)
     finally:
         store.close()
+    from supervisor.store.maintenance import start_if_due
+
+    start_if_due(store)  # packing, when due, goes on in the background
     if as_json:
         from supervisor.cli.output import json_text
 

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from supervisor.cli.main import emit_json, open_store
+from supervisor.store.paths import run_file
 
 
 def gate_report(store: Any, task_id: str) -> dict[str, Any]:
@@ -25,7 +26,8 @@ def gate_report(store: Any, task_id: str) -> dict[str, Any]:
         if other is None or not isinstance(origin, dict) or origin.get("task") != task.id:
             continue
         last = other.attempts[-1] if other.attempts else {}
-        result = store.read(f"runs/{other.id}/{last.get('n')}/result.json") if last else None
+        n = int(last.get("n") or 0)
+        result = store.read(run_file(other.id, n, "result.json")) if last else None
         try:
             body = json.loads(result) if result else {}
         except ValueError:

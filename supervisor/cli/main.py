@@ -44,6 +44,7 @@ COMMANDS = {
     "dashboard": "supervisor.cli.dashboard:dashboard",
     "attach": "supervisor.cli.attach:attach",
     "doctor": "supervisor.cli.doctor:doctor",
+    "store": "supervisor.cli.upkeep:store",
 }
 
 

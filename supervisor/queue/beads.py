@@ -286,6 +286,11 @@ def export_jsonl(tasks: Iterable[Task]) -> str:
     return "".join(_dumps(to_beads(t, dependents[t.id])) + "\n" for t in chosen)
 
 
+def export_line(task: Task, dependents: int) -> str:
+    """One task as a line of beads JSONL (`dependents`: how many tasks depend on it)."""
+    return _dumps(to_beads(task, dependents)) + "\n"
+
+
 def _export_key(task: Task) -> tuple[int, float, str]:
     created = parse_time(task.created_at) if task.created_at else 0.0
     return (task.priority, -created, task.id)

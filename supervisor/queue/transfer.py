@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ from supervisor import lifecycle, limits
 from supervisor.errors import BadInput
 from supervisor.graph import some_cycle
 from supervisor.model import BLOCKING_TYPES, PARENT_TYPE, Task
-from supervisor.queue.beads import ImportPlan, export_jsonl, parse_jsonl
+from supervisor.queue.beads import ImportPlan, export_line, parse_jsonl
 from supervisor.store.store import Change, Snapshot, Store
 
 # Bookkeeping the supervisor owns: an import never overwrites it on a task the store has.
@@ -146,6 +147,13 @@ def _keep_runtime(task: Task, old: Task) -> None:
 
 
 def export_text(store: Store) -> str:
-    store.cache.sync()
-    bodies = store.cache.select(None)
-    return export_jsonl(Task.from_dict(b) for b in bodies)
+    return "".join(export_lines(store))
+
+
+def export_lines(store: Store) -> Iterator[str]:
+    """Every task as beads JSONL, one line at a time (the queue is never held in memory)."""
+    store.snapshot()
+    dependents = store.cache.dependent_counts()
+    for body in store.cache.stream():
+        task = Task.from_dict(body)
+        yield export_line(task, dependents.get(task.id, 0))

@@ -1,7 +1,8 @@
 """One running attempt: its live files, its output read as it grows, and its record at the end.
 
 Live files sit under `$FLEET_HOME/live/<task>/<n>/`, outside the store's tree; the record is
-committed to `runs/<task>/<n>/` when the attempt ends (and checkpointed while it runs).
+committed to `run_dir(task, n)` (see `supervisor/store/paths.py`) when the attempt ends (and
+checkpointed while it runs).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from coders.base import Coder, Event, EventKind, Parser, RateLimit, RunSpec, Usage
 from supervisor.model import iso
 from supervisor.run.process import Handle
+from supervisor.store import paths
 
 MAX_LINE = 1 << 20  # a longer line is cut (the raw output keeps it whole)
 
@@ -71,8 +73,7 @@ def waiting_path(home: Path) -> Path:
     return home / "live" / "waiting.json"
 
 
-def run_dir(task_id: str, n: int) -> str:
-    return f"runs/{task_id}/{n}"
+run_dir = paths.run_dir  # where attempt n's record lives in the tree: see store/paths.py
 
 
 @dataclass

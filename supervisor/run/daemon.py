@@ -25,12 +25,14 @@ from supervisor.run.attempt import write_json
 from supervisor.run.process import OsProcesses, Processes
 from supervisor.run.supervisor import Supervisor, TickReport
 from supervisor.store.flock import Flock
+from supervisor.store.maintenance import Packer
 from supervisor.store.store import Store
 
 IDLE_POLL = 0.02  # how often an idle loop looks at the ref (a stat and a read)
 BUSY_TICK = 0.2  # how often a loop with agents running reads their output
 STOP_GRACE = 600.0  # how long a graceful stop lets agents finish
 STOP_SLACK = 10.0  # beyond grace_seconds, how long a process tree's stop may take
+PACK_WAIT = 10.0  # at exit, how long to wait for a background packing (it goes on alone)
 
 
 class AlreadyRunning(FleetError):
@@ -121,6 +123,7 @@ class Loop:
         self.stop_deadline = 0.0
         self.child_exited = False
         self.said_config = ""  # the configuration problem last written to the log
+        self.packer = Packer(store)  # packs the store between ticks, in the background
 
     def install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_term)
@@ -142,6 +145,7 @@ class Loop:
             return self._run(until_idle, once)
         finally:  # stops under way must finish: a half-stopped tree would outlive us
             self.supervisor.wait_stops(self.supervisor.config.grace_seconds + STOP_SLACK)
+            self.packer.wait(PACK_WAIT)
 
     def _run(self, until_idle: bool, once: bool) -> TickReport:
         report = TickReport()
@@ -151,6 +155,7 @@ class Loop:
             if self.supervisor.config_error != self.said_config:
                 self.said_config = self.supervisor.config_error
                 _say(self.said_config or "config.toml is valid again: claiming tasks")
+            self.packer.step(time.time())
             if self.progress:
                 self.progress(report)
             if once:

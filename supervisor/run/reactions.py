@@ -24,6 +24,7 @@ from supervisor.config import Config
 from supervisor.events import Event, emit_line, parse_emit
 from supervisor.model import Dependency, Task, iso, new_id
 from supervisor.store import feed
+from supervisor.store.paths import run_file
 from supervisor.store.store import Change, Snapshot, Store
 
 STATE_PATH = "state/reactions.json"
@@ -192,7 +193,8 @@ class _Work:
         origin = task.extra.get("origin") if task else None
         if task is None or not isinstance(origin, dict):
             return
-        data = self.snap.read(f"runs/{task.id}/{event.data.get('n')}/result.json")
+        n = int(event.data.get("n") or 0)
+        data = self.snap.read(run_file(task.id, n, "result.json"))
         try:
             result = json.loads(data) if data else {}
         except ValueError:

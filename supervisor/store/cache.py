@@ -17,7 +17,7 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,12 @@ from supervisor.graph import Node
 from supervisor.limits import decode_config
 from supervisor.model import BLOCKING_TYPES, NOT_WORK_TYPES, PARENT_TYPE, Task, parse_time
 from supervisor.store.git import Git
+from supervisor.store.paths import CONFIG_PATH, FORMAT_PATH, TASKS, is_task_file, task_id_of
 
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "8"
+WATCHED = (TASKS, CONFIG_PATH, FORMAT_PATH)  # the paths of the tree the cache reflects
+TABLES = ("tasks", "bodies", "deps")
+BODY = "JOIN bodies b ON b.id = t.id"  # the JSON lives apart: the tasks table stays small
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks(
@@ -35,23 +39,32 @@ CREATE TABLE IF NOT EXISTS tasks(
     created_ts REAL NOT NULL, issue_type TEXT NOT NULL, defer_until TEXT NOT NULL,
     not_before TEXT NOT NULL, hidden INTEGER NOT NULL, coder TEXT NOT NULL,
     defer_ts REAL NOT NULL, not_before_ts REAL NOT NULL, updated_ts REAL NOT NULL,
-    labels TEXT NOT NULL, body TEXT NOT NULL);
+    labels TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bodies(id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deps(issue_id TEXT NOT NULL, depends_on_id TEXT NOT NULL,
     type TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS deps_issue ON deps(issue_id);
 CREATE INDEX IF NOT EXISTS deps_target ON deps(depends_on_id);
-CREATE INDEX IF NOT EXISTS tasks_order ON tasks(status, priority, created_ts);
+CREATE INDEX IF NOT EXISTS tasks_order ON tasks(priority, created_ts, id, status);
+CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks(status, priority, created_ts);
+CREATE VIEW IF NOT EXISTS tasks_json AS SELECT t.*, b.body FROM tasks t JOIN bodies b USING (id);
 """
-TASKS_DIR = "tasks/"
 PREFIX_LINE = re.compile(r'^id_prefix = "([a-z][a-z0-9_]{0,15})"$', re.M)
 _RESOLVED = "('closed', 'pinned')"
 _BLOCKING = "('" + "', '".join(sorted(BLOCKING_TYPES)) + "')"
 _NOT_WORK = "('" + "', '".join(sorted(NOT_WORK_TYPES)) + "')"
+_BLOCKED_NOW = f"""
+    SELECT 1 FROM deps d JOIN tasks b ON b.id = d.depends_on_id
+    WHERE d.issue_id = {{who}}.id AND d.type IN {_BLOCKING} AND b.status NOT IN {_RESOLVED}"""
+# Blocked parents: those blocked directly, and their unresolved children, transitively. Only
+# parents are walked (a few), and each candidate checks its own blockers in order of dispatch,
+# so the query stops at its LIMIT instead of computing every blocked task of the queue.
 READY_SQL = f"""
 WITH RECURSIVE blocked(id) AS (
-    SELECT d.issue_id FROM deps d
-    JOIN tasks s ON s.id = d.issue_id JOIN tasks b ON b.id = d.depends_on_id
-    WHERE d.type IN {_BLOCKING} AND s.status NOT IN {_RESOLVED} AND b.status NOT IN {_RESOLVED}
+    SELECT p.id FROM tasks p
+    WHERE p.status NOT IN {_RESOLVED}
+      AND p.id IN (SELECT depends_on_id FROM deps WHERE type = '{PARENT_TYPE}')
+      AND EXISTS ({_BLOCKED_NOW.format(who="p")})
     UNION
     SELECT d.issue_id FROM deps d JOIN blocked p ON d.depends_on_id = p.id
     JOIN tasks s ON s.id = d.issue_id
@@ -59,13 +72,15 @@ WITH RECURSIVE blocked(id) AS (
 )
 SELECT t.id, t.not_before_ts FROM tasks t
 WHERE t.status = 'open' AND t.hidden = 0 AND t.issue_type NOT IN {_NOT_WORK}
-  AND t.id NOT IN (SELECT id FROM blocked)
+  AND NOT EXISTS ({_BLOCKED_NOW.format(who="t")})
+  AND NOT EXISTS (
+    SELECT 1 FROM deps d WHERE d.issue_id = t.id AND d.type = '{PARENT_TYPE}'
+      AND d.depends_on_id IN (SELECT id FROM blocked))
   AND (t.defer_ts = 0 OR t.defer_ts <= :now)
   AND NOT EXISTS (
     SELECT 1 FROM deps d JOIN tasks p ON p.id = d.depends_on_id
     WHERE d.issue_id = t.id AND d.type = '{PARENT_TYPE}'
       AND (p.status = 'deferred' OR p.defer_ts > :now))"""
-CONFIG_PATH = "config.toml"
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
@@ -128,7 +143,7 @@ class Cache:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             if self._stale():  # another process may have done it
-                for table in ("meta", "tasks", "deps"):
+                for table in ("meta", *TABLES):
                     self.db.execute(f"DROP TABLE IF EXISTS {table}")
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
@@ -190,12 +205,15 @@ class Cache:
                 self.db.execute("ROLLBACK")
                 self.sync()
                 return
-            tasks = [p for p in files if p.startswith(TASKS_DIR) and p.endswith(".json")]
-            self._delete([_task_id(p) for p in tasks if files[p] is None])
+            tasks = [p for p in files if is_task_file(p)]
+            self._delete([task_id_of(p) for p in tasks if files[p] is None])
             self._insert(Task.from_dict(json.loads(files[p] or b"")) for p in tasks if files[p])
             if CONFIG_PATH in files:
                 text = decode_config(files[CONFIG_PATH] or b"")
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES('config', ?)", (text,))
+            if FORMAT_PATH in files:
+                text = (files[FORMAT_PATH] or b"").decode()
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES('format', ?)", (text,))
             self.db.execute("INSERT OR REPLACE INTO meta VALUES('commit', ?)", (commit,))
             self.db.execute("COMMIT")
         except BaseException:
@@ -204,21 +222,24 @@ class Cache:
 
     def _apply(self, cached: str, head: str | None) -> None:
         if not head:
-            self.db.execute("DELETE FROM tasks")
-            self.db.execute("DELETE FROM deps")
+            for table in TABLES:
+                self.db.execute(f"DELETE FROM {table}")
             return
         changed = self._diff(cached, head) if cached else None
         if changed is None:
-            self.db.execute("DELETE FROM tasks")
-            self.db.execute("DELETE FROM deps")
-            self.db.execute("DELETE FROM meta WHERE key='config'")
-            out = self.git.out("ls-tree", "-r", head, "--", "tasks", CONFIG_PATH)
+            for table in TABLES:
+                self.db.execute(f"DELETE FROM {table}")
+            self.db.execute("DELETE FROM meta WHERE key IN ('config', 'format')")
+            out = self.git.out("ls-tree", "-r", head, "--", *WATCHED)
             changed = [(line.split("\t", 1)[1], line.split()[2]) for line in out.splitlines()]
         for _, sha in [c for c in changed if c[0] == CONFIG_PATH]:
             text = "" if set(sha) == {"0"} else decode_config(self.git.read(sha) or b"")
             self.db.execute("INSERT OR REPLACE INTO meta VALUES('config', ?)", (text,))
-        changed = [c for c in changed if c[0] != CONFIG_PATH]
-        gone = [_task_id(p) for p, sha in changed if set(sha) == {"0"}]
+        for _, sha in [c for c in changed if c[0] == FORMAT_PATH]:
+            text = "" if set(sha) == {"0"} else (self.git.read(sha) or b"").decode()
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES('format', ?)", (text,))
+        changed = [c for c in changed if is_task_file(c[0])]
+        gone = [task_id_of(p) for p, sha in changed if set(sha) == {"0"}]
         present = [(p, sha) for p, sha in changed if set(sha) != {"0"}]
         self._delete(gone)
         bodies = self.git.cat_batch([sha for _, sha in present])
@@ -227,9 +248,7 @@ class Cache:
     def _diff(self, cached: str, head: str) -> list[tuple[str, str]] | None:
         """(path, new blob) of what changed since `cached`; None if git lacks that commit."""
         try:
-            out = self.git.out(
-                "diff-tree", "-r", "--no-renames", cached, head, "--", "tasks", CONFIG_PATH
-            )
+            out = self.git.out("diff-tree", "-r", "--no-renames", cached, head, "--", *WATCHED)
         except GitError:
             return None
         changed = []
@@ -240,10 +259,12 @@ class Cache:
 
     def _delete(self, ids: list[str]) -> None:
         self.db.executemany("DELETE FROM tasks WHERE id=?", [(i,) for i in ids])
+        self.db.executemany("DELETE FROM bodies WHERE id=?", [(i,) for i in ids])
         self.db.executemany("DELETE FROM deps WHERE issue_id=?", [(i,) for i in ids])
 
     def _insert(self, tasks: Iterable[Task]) -> None:
         rows: list[tuple[object, ...]] = []
+        bodies: list[tuple[str, str]] = []
         deps: list[tuple[str, str, str]] = []
         ids: list[str] = []
         for task in tasks:
@@ -263,15 +284,42 @@ class Cache:
                     parse_time(task.not_before) if task.not_before else 0.0,
                     parse_time(task.updated_at) if task.updated_at else 0.0,
                     "\n".join(task.labels),
-                    json.dumps(task.to_dict(), ensure_ascii=False),
                 )
             )
+            bodies.append((task.id, json.dumps(task.to_dict(), ensure_ascii=False)))
             deps.extend((task.id, d.depends_on_id, d.type) for d in task.dependencies)
         self._delete(ids)
-        self.db.executemany("INSERT INTO tasks VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        self.db.executemany("INSERT INTO tasks VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        self.db.executemany("INSERT INTO bodies VALUES(?,?)", bodies)
         self.db.executemany("INSERT INTO deps VALUES(?,?,?)", deps)
 
     # -- reads --------------------------------------------------------------------------------
+
+    def rebase(self, old: str, new: str, files: dict[str, bytes | None]) -> None:
+        """Record that commit `new` holds the same tasks as `old` (a migration moved files
+        without changing them), writing only `files`' non-task entries; else catch up."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._meta("commit") != old:
+                self.db.execute("ROLLBACK")
+                self.sync()
+                return
+            for key, path in (("config", CONFIG_PATH), ("format", FORMAT_PATH)):
+                if path in files:
+                    text = (files[path] or b"").decode()
+                    self.db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)", (key, text))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES('commit', ?)", (new,))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def format_text(self) -> str | None:
+        """The `format` file at the cached commit: None when there is no commit, "" when the
+        commit has none (format 1)."""
+        if not self._meta("commit"):
+            return None
+        return self._meta("format") or ""
 
     def config_text(self) -> str:
         """The text of `config.toml` at the cached commit ("" when there is none)."""
@@ -284,7 +332,7 @@ class Cache:
         return match.group(1) if match else ""
 
     def get(self, task_id: str) -> Task | None:
-        row = self.db.execute("SELECT body FROM tasks WHERE id=?", (task_id,)).fetchone()
+        row = self.db.execute("SELECT body FROM bodies WHERE id=?", (task_id,)).fetchone()
         return None if row is None else Task.from_dict(json.loads(row[0]))
 
     def bodies(self, ids: Iterable[str]) -> list[dict[str, Any]]:
@@ -294,15 +342,26 @@ class Cache:
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT id, body FROM tasks WHERE id IN ({marks})"
+            sql = f"SELECT id, body FROM bodies WHERE id IN ({marks})"
             for task_id, body in self.db.execute(sql, chunk):
                 found[task_id] = json.loads(body)
         return [found[i] for i in wanted if i in found]
 
     def updated_since(self, ts: float) -> list[dict[str, Any]]:
         """The JSON of every task changed at or after `ts` (epoch seconds)."""
-        sql = "SELECT body FROM tasks WHERE updated_ts >= ?"
+        sql = f"SELECT b.body FROM tasks t {BODY} WHERE t.updated_ts >= ?"
         return [json.loads(body) for (body,) in self.db.execute(sql, (ts,))]
+
+    def stream(self) -> Iterator[dict[str, Any]]:
+        """Every task's JSON in export order (priority, newest first, id), read as it goes."""
+        sql = f"SELECT b.body FROM tasks t {BODY} ORDER BY t.priority, t.created_ts DESC, t.id"
+        for (body,) in self.db.execute(sql):
+            yield json.loads(body)
+
+    def dependent_counts(self) -> dict[str, int]:
+        """task id -> how many tasks depend on it (any dependency type)."""
+        sql = "SELECT depends_on_id, count(*) FROM deps GROUP BY depends_on_id"
+        return {target: int(n) for target, n in self.db.execute(sql)}
 
     def count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM tasks").fetchone()[0])
@@ -318,18 +377,19 @@ class Cache:
         where, args = [], []
         if statuses is not None:
             wanted = list(statuses)
-            where.append(f"status IN ({','.join('?' * len(wanted))})")
+            # `+`: walk the order index and filter, rather than sort every match of a status
+            where.append(f"+t.status IN ({','.join('?' * len(wanted))})")
             args.extend(wanted)
         if coder:
-            where.append("coder=?")
+            where.append("t.coder=?")
             args.append(coder)
         if label:
-            where.append("('\n' || labels || '\n') LIKE ?")
+            where.append("('\n' || t.labels || '\n') LIKE ?")
             args.append(f"%\n{label}\n%")
-        sql = "SELECT body FROM tasks"
+        sql = f"SELECT b.body FROM tasks t {BODY}"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY priority, created_ts, id"
+        sql += " ORDER BY t.priority, t.created_ts, t.id"
         if limit > 0:
             sql += f" LIMIT {int(limit)}"
         return [json.loads(body) for (body,) in self.db.execute(sql, args)]
@@ -388,7 +448,7 @@ class Cache:
 
     def waiting_parents(self) -> list[str]:
         """The stored JSON of every blocked task that waits for its subtasks."""
-        sql = "SELECT body FROM tasks WHERE status='blocked' AND body LIKE ?"
+        sql = f"SELECT b.body FROM tasks t {BODY} WHERE t.status='blocked' AND b.body LIKE ?"
         return [body for (body,) in self.db.execute(sql, ('%"waiting_on_subtasks": true%',))]
 
     def statuses(self, ids: list[str]) -> dict[str, str]:
@@ -412,10 +472,6 @@ def _boot() -> str:
         return BOOT_ID.read_text().strip()
     except OSError:
         return ""
-
-
-def _task_id(path: str) -> str:
-    return path[len(TASKS_DIR) : -len(".json")]
 
 
 # SQLite's words for a write the host refused (a full disk, a quota, a read-only filesystem).

@@ -7,7 +7,8 @@ from typing import Any
 
 from supervisor.errors import NotFound
 from supervisor.model import check_id, iso
-from supervisor.store.store import Store, task_path
+from supervisor.store.paths import every_task_path
+from supervisor.store.store import Store
 
 FIELD, RECORD = "\x1f", "\x1e"
 
@@ -35,7 +36,7 @@ def entries(store: Store, limit: int = 20, task_id: str = "") -> list[Entry]:
     if limit > 0:
         args.insert(1, f"-n{limit}")
     if task_id:
-        args += ["--", task_path(task_id)]
+        args += ["--", *every_task_path(task_id)]  # before and after a migration
     out = store.git.out(*args)
     result = []
     for record in out.split(RECORD):

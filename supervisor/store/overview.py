@@ -19,7 +19,7 @@ _ROLE = "json_extract(body, '$.role')"
 
 def counts(cache: Cache, role: str = "") -> dict[str, int]:
     """Tasks per status (only statuses that have some)."""
-    sql, args = "SELECT status, count(*) FROM tasks", []
+    sql, args = "SELECT status, count(*) FROM " + ("tasks_json" if role else "tasks"), []
     if role:
         sql += f" WHERE {_ROLE} = ?"
         args.append(role)
@@ -42,7 +42,7 @@ def page(
 ) -> list[dict[str, Any]]:
     """Task JSON by status and role: by priority then age, or the most recently changed first."""
     where, args = _where(statuses, role)
-    sql = "SELECT body FROM tasks" + where
+    sql = "SELECT body FROM tasks_json" + where
     sql += " ORDER BY updated_ts DESC, id" if newest_first else " ORDER BY priority, created_ts, id"
     if limit > 0:
         sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
@@ -51,7 +51,8 @@ def page(
 
 def total(cache: Cache, statuses: Iterable[str] | None = None, role: str = "") -> int:
     where, args = _where(statuses, role)
-    return int(cache.db.execute("SELECT count(*) FROM tasks" + where, args).fetchone()[0])
+    table = "tasks_json" if role else "tasks"
+    return int(cache.db.execute(f"SELECT count(*) FROM {table}" + where, args).fetchone()[0])
 
 
 def _where(statuses: Iterable[str] | None, role: str) -> tuple[str, list[Any]]:
@@ -125,7 +126,7 @@ def statuses_of(cache: Cache, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
     for start in range(0, len(ids), 500):
         chunk = list(ids[start : start + 500])
         sql = (
-            "SELECT id, status, json_extract(body, '$.title') FROM tasks"
+            "SELECT id, status, json_extract(body, '$.title') FROM tasks_json"
             f" WHERE id IN ({','.join('?' * len(chunk))})"
         )
         for task_id, status, title in cache.db.execute(sql, chunk):

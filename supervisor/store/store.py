@@ -1,9 +1,9 @@
 """The store: a git repository in `$FLEET_HOME` whose `refs/heads/main` is the single truth.
 
-One file per task (`tasks/<id>.json`), attempt records under `runs/<id>/<n>/`, the configuration
-in `config.toml`. Every mutation is one commit, made without a shared index or work tree and
-published with a compare-and-swap on the ref; when another writer got there first, the mutation
-is re-read and re-applied on the new state.
+One file per task, attempt records, the configuration in `config.toml` and the format number in
+`format` (where each lives: `supervisor/store/paths.py`). Every mutation is one commit, made
+without a shared index or work tree and published with a compare-and-swap on the ref; when
+another writer got there first, the mutation is re-read and re-applied on the new state.
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ from supervisor.store.flock import free as _free
 from supervisor.store.flock import locked as _locked
 from supervisor.store.git import Git
 from supervisor.store.home import check_unused, is_store
+from supervisor.store.paths import FORMAT, FORMAT_PATH, format_file, parse_format, task_path
 
 T = TypeVar("T")
 CAS_TRIES = 200
 STALE_LOCK_SECONDS = 30.0  # leftovers of a writer this old are garbage
 REF_LOCK_PATIENCE = 2.0  # git holds the ref lock for microseconds; a lock this old is suspect
 REF_LOCKS = ("refs/heads/main.lock", "HEAD.lock")  # `git update-ref refs/heads/main` takes both
+BULK_FILES = 1000  # a change this big is written as one pack by `git fast-import` (bulk.py)
 WRITER_TURN_SECONDS = 10.0  # wait this long for the writers' turn, then rely on the CAS alone
 # thread id -> the homes whose writers' turn it holds (not `threading.local`: one import less)
 _turns: dict[int, set[Path]] = {}
@@ -38,10 +40,6 @@ _turns: dict[int, set[Path]] = {}
 
 def default_home() -> Path:
     return Path(os.environ.get("FLEET_HOME") or Path.home() / ".fleet").expanduser()
-
-
-def task_path(task_id: str) -> str:
-    return f"tasks/{task_id}.json"
 
 
 def dump_task(task: Task) -> bytes:
@@ -74,6 +72,7 @@ class Change(Record):
         self.tasks: list[str] = [] if tasks is None else tasks  # Fleet-Task trailers
         self.files: dict[str, bytes | None] = {} if files is None else files
         self.details = details  # commit body between the summary and the trailers
+        self._listed: set[str] = set(self.tasks)  # the ids in `tasks`, for `put`
 
     def put(self, task: Task) -> None:
         """Write `task`, which must read back (a file that does not would break every read)."""
@@ -86,8 +85,17 @@ class Change(Record):
                 hint=f"see what it holds with `fleet bd show {task.id}`",
             ) from None
         self.files[task_path(task.id)] = data
-        if task.id not in self.tasks:
+        if len(self._listed) != len(self.tasks):  # `tasks` was changed directly
+            self._listed = set(self.tasks)
+        if task.id not in self._listed:  # a set: an import puts 100,000 tasks
             self.tasks.append(task.id)
+            self._listed.add(task.id)
+
+    def __eq__(self, other: object) -> bool:
+        fields = ("summary", "event", "tasks", "files", "details")
+        return type(other) is type(self) and all(
+            getattr(self, f) == getattr(other, f) for f in fields
+        )
 
     def message(self, actor: str) -> str:
         lines = [self.summary]
@@ -143,6 +151,7 @@ class Store:
     def cache(self) -> Cache:
         if self._cache is None:
             self._cache = Cache(self.home / "cache" / "tasks.sqlite", self.git)
+            self._current(self._cache.sync())
         return self._cache
 
     def close(self) -> None:
@@ -218,7 +227,42 @@ class Store:
         return self.git.ref()
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(self, self.cache.sync())
+        return Snapshot(self, self._current(self.cache.sync()))
+
+    def _current(self, commit: str | None) -> str | None:
+        """`commit` (the cache's), after migrating a store of an earlier format (migrate.py);
+        a store newer than this fleet is refused. Every read goes through here: the cache
+        checks on opening, and every snapshot."""
+        assert self._cache is not None
+        fmt = self._cache.format_text()
+        if fmt is None or fmt.strip() == str(FORMAT):
+            return commit
+        self._check_format(fmt.encode() if fmt else None)
+        from supervisor.store.migrate import migrate
+
+        migrate(self)
+        return self._cache.sync()
+
+    def format(self) -> int:
+        """The format of the newest commit (an empty store: this fleet's)."""
+        head = self.head()
+        return parse_format(self.git.read(f"{head}:{FORMAT_PATH}")) if head else FORMAT
+
+    def _check_format(self, data: bytes | None) -> int:
+        """The format `data` names; a store newer than this fleet, or unreadable, is refused."""
+        try:
+            fmt = parse_format(data)
+        except ValueError as exc:
+            raise StoreError(
+                f"cannot read the store {self.home}: {exc}",
+                hint="restore it from its backup ref (`git --git-dir HOME/.git show-ref`)",
+            ) from None
+        if fmt > FORMAT:
+            raise StoreError(
+                f"the store {self.home} has format {fmt}, newer than this fleet's {FORMAT}",
+                hint="upgrade fleet (`pip install -U fleet`); an older fleet cannot read it",
+            )
+        return fmt
 
     def get(self, task_id: str) -> Task:
         return self.snapshot().need(task_id)
@@ -258,13 +302,21 @@ class Store:
 
     def _publish(self, parent: str | None, change: Change, actor: str) -> str | None:
         """Write the change's objects and move the ref; the new commit, or None if it moved."""
-        blobs: dict[str, str | None] = {}
-        for path, data in change.files.items():
-            blobs[path] = None if data is None else self.git.write_object("blob", data)
-        tree = self.git.write_tree(parent, blobs)
+        if parent is None and FORMAT_PATH not in change.files:
+            change.files[FORMAT_PATH] = format_file()  # the first commit says its format
         ident = f"{actor.split('@')[0]} <{actor}>"
-        commit = self.git.commit(tree, parent, change.message(actor), ident, int(time.time()))
-        return commit if self.git.cas_ref(commit, parent) else None
+        files = change.files  # what every commit stores, small or bulk, is exactly this
+        if len(files) >= BULK_FILES:
+            from supervisor.store.bulk import publish_bulk
+
+            return publish_bulk(self, parent, files, change.message(actor), ident)
+        with self.git.batch():  # the commit's objects are synced together, before the ref moves
+            blobs: dict[str, str | None] = {}
+            for path, data in files.items():
+                blobs[path] = None if data is None else self.git.write_object("blob", data)
+            tree = self.git.write_tree(parent, blobs)
+            commit = self.git.commit(tree, parent, change.message(actor), ident, int(time.time()))
+            return commit if self.git.cas_ref(commit, parent) else None
 
     def _after_lost_race(self, attempt: int) -> None:
         self.clear_dead_ref_locks()
@@ -331,6 +383,8 @@ class Store:
             *(p for p in self.git_dir.rglob("*.lock") if p not in ref_locks),
             *self.git_dir.glob("objects/*/tmp_obj_*"),
             *self.git_dir.glob("tmp_ref_*"),
+            *self.git_dir.glob("objects/pack/tmp_*"),  # a fast-import or repack that died
+            *self.git_dir.glob("refs/fleet/tmp/*"),  # a bulk commit that was never published
         ]
         for path in leftovers:
             try:

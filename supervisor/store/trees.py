@@ -2,8 +2,9 @@
 that changed as loose objects. A commit then needs one git process (the compare-and-swap
 `update-ref`) instead of four, which is what makes the supervisor's commits cheap.
 
-Trees are read from loose objects (fleet writes every object loose and never packs them itself);
-an object git packed (after a user's `git gc`) is read through `cat-file`.
+Trees are read from loose objects (fleet writes small commits' objects loose); an object that was
+packed (by maintenance, or a bulk commit) is read through the `read_packed` callback, which `Git`
+answers from the pack files in-process (`packs.py`), else with one `cat-file --batch`.
 """
 
 from __future__ import annotations

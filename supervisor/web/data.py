@@ -175,7 +175,7 @@ def merge_queue(store: Store) -> list[dict[str, Any]]:
     store.cache.sync()
     rows = store.cache.db.execute(
         "SELECT id, json_extract(body, '$.title'), json_extract(body, '$.delivery')"
-        " FROM tasks WHERE json_extract(body, '$.delivery.state') IS NOT NULL"
+        " FROM tasks_json WHERE json_extract(body, '$.delivery.state') IS NOT NULL"
     ).fetchall()
     entries = []
     for task_id, title, raw in rows:
@@ -208,7 +208,7 @@ def gates(store: Store) -> list[dict[str, Any]]:
     store.cache.sync()
     roles = _role_requirements(configure.current(store))
     rows = store.cache.db.execute(
-        "SELECT body FROM tasks WHERE status = 'closed' AND ("
+        "SELECT body FROM tasks_json WHERE status = 'closed' AND ("
         " json_extract(body, '$.requires') IS NOT NULL"
         + (f" OR json_extract(body, '$.role') IN ({','.join('?' * len(roles))})" if roles else "")
         + ")",

@@ -18,6 +18,7 @@ from coders.check.mock.base import HELLO_NAME, HELLO_TEXT, Script
 from supervisor import gates
 from supervisor.model import Task
 from supervisor.queue import roles as roles_store
+from supervisor.store.paths import run_file
 from supervisor.store.store import Store
 from tests.support.cli_e2e import (
     QUICK_CONFIG,
@@ -112,11 +113,11 @@ def test_review_pipeline_with_the_real_claude_cli(
         # two developer attempts, the second on the same branch and worktree, with the review
         assert [a["outcome"] for a in task.attempts] == ["success", "success"]
         assert task.attempts[0]["workdir"] == task.attempts[1]["workdir"]
-        rework = (store.read(f"runs/{dev}/2/knowledge.md") or b"").decode()
+        rework = (store.read(run_file(dev, 2, "knowledge.md")) or b"").decode()
         assert COMMENT in rework and "changes_requested" in rework
         assert "## Your role: developer" in rework
         first, second = verdicts.reviews
-        review_knowledge = (store.read(f"runs/{first}/1/knowledge.md") or b"").decode()
+        review_knowledge = (store.read(run_file(first, 1, "knowledge.md")) or b"").decode()
         assert f"+++ b/{HELLO_NAME}" in review_knowledge
         assert f"+{HELLO_TEXT.strip()}" in review_knowledge  # the developer's diff
         assert "Wrote hello.txt with a greeting." in review_knowledge  # and summary

@@ -24,6 +24,7 @@ import pytest
 
 from supervisor.queue import mutations as queue
 from supervisor.queue.mutations import NewTask
+from supervisor.store.paths import task_path
 from supervisor.store.store import STALE_LOCK_SECONDS, Store
 from tests.support.store_checks import (
     assert_fsck_clean,
@@ -165,7 +166,7 @@ def test_kill_9_at_random_instants_leaves_the_old_or_the_new_state(tmp_path: Pat
         after = queue.create(store, NewTask(title=f"after {tag}", cwd=str(tmp_path)))
         assert time.monotonic() - started < 10, f"{note}: the next write had to wait"
         store.close()
-        stored = json.loads(git(home, "cat-file", "blob", f"refs/heads/main:tasks/{after.id}.json"))
+        stored = json.loads(git(home, "cat-file", "blob", f"refs/heads/main:{task_path(after.id)}"))
         states[home] = {**tasks, after.id: stored}
     for home, tasks in states.items():
         assert_linear_and_well_formed(home)

@@ -28,6 +28,7 @@ from supervisor.run import daemon as service
 from supervisor.run.knowledge import RESULT_SHAPE
 from supervisor.run.process import TOKEN_ENV, Handle, OsProcesses
 from supervisor.run.supervisor import Supervisor
+from supervisor.store.paths import run_file
 from supervisor.store.store import Change, Snapshot, Store
 from tests.conftest import Result, fleet_process
 from tests.support.store_checks import run_record
@@ -286,7 +287,7 @@ def test_fleet_kill_stops_the_whole_tree_and_only_that_task(
         "message": f"stopped {second} (attempt 1); held until `fleet retry {second}` or "
         f"`fleet resume {second}`",
     }
-    assert quick.read(f"runs/{second}/1/attempt.json"), "the attempt's record is committed"
+    assert quick.read(run_file(second, 1, "attempt.json")), "the attempt's record is committed"
     assert not (home / "live" / second).exists()
 
 

@@ -14,6 +14,7 @@ from supervisor.run import control
 from supervisor.run import daemon as service
 from supervisor.run.attempt import live_dir
 from supervisor.run.ops import Op, commit
+from supervisor.store.paths import run_file
 from tests.support.rig import T0, Rig
 
 
@@ -45,9 +46,9 @@ def test_kill_with_no_supervisor_stops_the_agent_through_the_seam(
     record = task.attempts[-1]
     assert (record["n"], record["outcome"], record["counted"]) == (1, "killed", False)
     assert record["reason"].startswith("killed by ")
-    committed = json.loads(rig.store.read(f"runs/{task_id}/1/attempt.json") or b"{}")
+    committed = json.loads(rig.store.read(run_file(task_id, 1, "attempt.json")) or b"{}")
     assert committed["outcome"] == "killed"
-    assert rig.store.read(f"runs/{task_id}/1/output.log") == b"working\n"
+    assert rig.store.read(run_file(task_id, 1, "output.log")) == b"working\n"
     assert not live_dir(rig.store.home, task_id).exists()
 
 

@@ -16,6 +16,7 @@ from supervisor.model import Task
 from supervisor.queue import configure
 from supervisor.queue.mutations import NewTask, create
 from supervisor.run.supervisor import Supervisor, TickReport
+from supervisor.store.paths import run_file
 from supervisor.store.store import Store
 from tests.support import scripted_coder
 from tests.support.fakes import FakeProcesses, FakeRun
@@ -87,7 +88,7 @@ class Rig:
         configure.set_values(self.store, list(pairs))
 
     def committed(self, task_id: str, n: int, name: str) -> bytes | None:
-        return self.store.read(f"runs/{task_id}/{n}/{name}")
+        return self.store.read(run_file(task_id, n, name))
 
 
 def supervisor(store: Store, fake: FakeProcesses, pid: int, host: str = HOST) -> Supervisor:

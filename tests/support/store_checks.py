@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.model import ID_PATTERN, Task
+from supervisor.store.paths import every_task_path, is_task_file, task_id_of
 
 EVENTS = {
     "created",
@@ -21,14 +22,19 @@ EVENTS = {
     "dep_removed",
     "imported",
     "config_changed",
+    "migrated",
 }
 TRAILER = re.compile(r"^(Fleet-[A-Za-z-]+): (.+)$")
 
 
-def git(home: Path, *args: str) -> str:
+def git(home: Path, *args: str, input: str | None = None) -> str:
     """`git --git-dir=HOME/.git ARGS`, checked; its stdout."""
     proc = subprocess.run(
-        ["git", f"--git-dir={home / '.git'}", *args], capture_output=True, text=True, check=False
+        ["git", f"--git-dir={home / '.git'}", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        input=input,
     )
     assert proc.returncode == 0, f"git {' '.join(args)} failed: {proc.stderr}"
     return proc.stdout
@@ -80,7 +86,7 @@ def tree_tasks(home: Path, rev: str = "refs/heads/main") -> dict[str, dict[str, 
         stored = json.loads(data[end + 1 : end + 1 + size])
         pos = end + 1 + size + 1
         task = Task.from_dict(stored)
-        assert entry[3] == f"tasks/{task.id}.json"
+        assert entry[3] in every_task_path(task.id)
         out[task.id] = stored
     return out
 
@@ -142,9 +148,11 @@ def assert_well_formed(entry: Logged) -> None:
     assert len(trailers.get("Fleet-Actor", [])) == 1, trailers
     tasks = trailers.get("Fleet-Task", [])
     assert all(ID_PATTERN.match(t) for t in tasks), tasks
-    touched = {p for p in entry.paths if p.startswith("tasks/")}
-    named = {f"tasks/{t}.json" for t in tasks}
-    if "Fleet-Tasks-More" in trailers:  # the first 50 are named, the rest counted
+    touched = {task_id_of(p) for p in entry.paths if is_task_file(p)}
+    named = set(tasks)
+    if trailers["Fleet-Event"][0] == "migrated":  # moves every task file, names none
+        assert not tasks, tasks
+    elif "Fleet-Tasks-More" in trailers:  # the first 50 are named, the rest counted
         assert len(tasks) == 50 and named <= touched, (entry.summary, tasks)
         assert len(touched) == 50 + int(trailers["Fleet-Tasks-More"][0]), entry.summary
     else:

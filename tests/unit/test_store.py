@@ -23,6 +23,7 @@ from supervisor.queue import configure, transfer
 from supervisor.queue import mutations as queue
 from supervisor.queue.mutations import NewTask
 from supervisor.store.git import Git
+from supervisor.store.paths import task_path
 from supervisor.store.store import Change, Snapshot, Store, dump_task, user_actor
 from tests.support.store_checks import (
     assert_fsck_clean,
@@ -284,8 +285,8 @@ def test_a_task_that_would_not_read_back_is_never_written(store: Store, home: Pa
 def test_a_task_is_one_file_named_by_its_id(store: Store, home: Path) -> None:
     task = queue.create(store, new("Filed", description="text"))
     listing = git(home, "ls-tree", "-r", "--name-only", "refs/heads/main").split()
-    assert listing == [f"tasks/{task.id}.json"]
-    stored = git(home, "cat-file", "blob", f"refs/heads/main:tasks/{task.id}.json")
+    assert listing == ["format", task_path(task.id)]
+    stored = git(home, "cat-file", "blob", f"refs/heads/main:{task_path(task.id)}")
     assert stored.encode() == dump_task(task)
     assert json.loads(stored)["description"] == "text"
 
@@ -406,7 +407,7 @@ def test_a_cache_at_an_old_commit_catches_up_from_the_diff(
     queue.close(store, [keep], "kept")
 
     def delete(snap: Snapshot) -> tuple[Change, None]:
-        return Change(f"delete {drop}", "updated", [drop], {f"tasks/{drop}.json": None}), None
+        return Change(f"delete {drop}", "updated", [drop], {task_path(drop): None}), None
 
     store.mutate(delete)
     added = queue.create(store, new("Added")).id
@@ -424,9 +425,11 @@ def test_a_cache_at_an_old_commit_catches_up_from_the_diff(
         calls.append(args)
         return real_out(self, *args, **kwargs)
 
+    db = sqlite3.connect(cache_file)
+    assert db.execute("SELECT value FROM meta WHERE key='commit'").fetchone() == (old_commit,)
+    db.close()
     monkeypatch.setattr(Git, "out", spy)
     stale = Store.open(home)
-    assert stale.cache._meta("commit") == old_commit
     rows = {r["id"]: r for r in cache_rows(stale)}
     diffs = [c for c in calls if c[0] == "diff-tree"]
     assert [c[:4] for c in diffs] == [("diff-tree", "-r", "--no-renames", old_commit)]
