@@ -40,6 +40,7 @@ def seed_history(store: Store, cwd: Path) -> str:
     supervisor records them; returns the first of them (what the running task depends on)."""
     now = time.time()
     roles = ["developer", "reviewer", "planner"]
+    configure.set_values(store, [f"roles.{r}.coder=shell" for r in roles])
     models = [("claude", "claude-sonnet-4-5", "work"), ("codex", "gpt-5-codex", "personal")]
     ids = []
     for i in range(9):

@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from supervisor.model import iso
+from supervisor.model import Run, iso
 from supervisor.queue import configure
 from supervisor.queue.mutations import NewTask, create
 from supervisor.run import containment
@@ -117,7 +117,7 @@ def stranger() -> Iterator[subprocess.Popen[bytes]]:
 def plant(store: Store, task_id: str, run: dict[str, object]) -> None:
     def build(snap: Snapshot) -> tuple[Change, None]:
         task = snap.need(task_id)
-        task.status, task.run = "in_progress", dict(run)
+        task.status, task.run = "in_progress", Run.from_dict(dict(run))
         change = Change("plant", "claimed")
         change.put(task)
         return change, None
@@ -165,7 +165,7 @@ def test_an_export_imported_into_another_home_never_touches_the_first_ones_agent
     )
     try:
         agent = int(wait_for(lambda: marker.exists() and marker.read_text().strip(), 30))
-        wait_for(lambda: (quick.get(task_id).run or {}).get("handle"), 30, "the recorded handle")
+        wait_for(lambda: _handle(quick, task_id), 30, "the recorded handle")
         exported = tmp_path / "export.jsonl"
         assert fleet_process("bd", "export", "-o", str(exported), home=home).code == 0
         second = tmp_path / "second-home"
@@ -179,7 +179,8 @@ def test_an_export_imported_into_another_home_never_touches_the_first_ones_agent
         assert copy["status"] == "deferred" and "run" not in copy
         # a copy of the record itself (not an import): signed by the first home's key only
         other = Store.open(second)
-        plant(other, task_id, quick.get(task_id).run or {})
+        running = quick.get(task_id).run
+        plant(other, task_id, running.to_dict() if running else {})
         other.close()
         assert run_until_idle(second).code == 0
         assert psutil.pid_exists(agent) and psutil.Process(agent).status() != "zombie"
@@ -299,5 +300,10 @@ def test_a_supervisor_with_a_broken_config_claims_nothing_and_says_so(
     assert done.code == 1 and "config.toml is not valid" in done.err
     assert "supervisor: config.toml is not valid" in done.err  # the log line
     assert not marker.exists() and quick.get(task_id).status == "open"
-    tasks = fleet_process("tasks", home=home)
+    tasks = fleet_process("tasks", "--json", home=home)
     assert "config.toml is not valid" in tasks.out
+
+
+def _handle(store: Store, task_id: str) -> object:
+    run = store.get(task_id).run
+    return run.handle if run else None
