@@ -15,6 +15,7 @@ from pydantic.fields import FieldInfo
 
 from supervisor.accounts import Account
 from supervisor.errors import BadInput
+from supervisor.redact import DEFAULT_ENV
 
 CONFIG_PATH = "config.toml"
 KIND_NAMES: dict[Any, str] = {
@@ -84,6 +85,11 @@ class Config(BaseModel):
     budget_warning: float = Field(0.8, gt=0, le=1, description="fraction of a budget that warns")
     daily_max_cost: float | None = Field(None, gt=0, description="USD per UTC day, whole fleet")
     daily_max_tokens: int | None = Field(None, gt=0, description="tokens per UTC day, whole fleet")
+    # governance
+    redact_env: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ENV),
+        description="variables whose values are redacted from everything committed",
+    )
 
 
 # Tables of named entries, and the model of each entry.

@@ -28,6 +28,7 @@ from supervisor import config as config_mod
 from supervisor.config import Config
 from supervisor.errors import FleetError
 from supervisor.model import Task, iso, parse_time
+from supervisor.redact import redact_files
 from supervisor.run.attempt import Attempt, live_files, run_dir
 from supervisor.run.dispatch import Fleet, Pick, choose, claim_op
 from supervisor.run.launch import LaunchError, Prepared, prepare, start_all
@@ -615,12 +616,13 @@ def _artifacts(attempt: Attempt, record: dict[str, object]) -> dict[str, bytes]:
         f"{base}/stderr.log": _read(attempt.files.stderr),
         f"{base}/log.txt": _read(attempt.files.log),
         f"{base}/knowledge.md": _read(attempt.files.knowledge),
-        f"{base}/attempt.json": (json.dumps(record, indent=2) + "\n").encode(),
     }
     if attempt.parser.plan:
         files[f"{base}/plan.md"] = (attempt.parser.plan.rstrip() + "\n").encode()
     if attempt.files.result.exists():
         files[f"{base}/result.json"] = _read(attempt.files.result)
+    files, record["redactions"] = redact_files(files)  # counted here; the store redacts anyway
+    files[f"{base}/attempt.json"] = (json.dumps(record, indent=2) + "\n").encode()
     return files
 
 

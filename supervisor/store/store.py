@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from supervisor import redact
 from supervisor.errors import BadInput, Conflict, GitError, NotFound, StoreError
 from supervisor.model import Record, Task, check_id
 from supervisor.store.cache import Cache
@@ -129,6 +130,7 @@ class Store:
         self.git_dir = home / ".git"
         self.git = Git(self.git_dir)
         self._cache: Cache | None = None
+        self._config_blob: str | None = None  # the config whose secrets `redact` knows
 
     @classmethod
     def open(cls, home: Path | None = None) -> Store:
@@ -236,13 +238,46 @@ class Store:
 
     def _publish(self, parent: str | None, change: Change, actor: str) -> str | None:
         """Write the change's objects and move the ref; the new commit, or None if it moved."""
+        self.know_secrets(parent)
         blobs: dict[str, str | None] = {}
         for path, data in change.files.items():
+            if data is not None:  # what is committed is what the cache learns
+                data = change.files[path] = redact.data(data)
             blobs[path] = None if data is None else self.git.write_object("blob", data)
         tree = self.git.write_tree(parent, blobs)
         ident = f"{actor.split('@')[0]} <{actor}>"
-        commit = self.git.commit(tree, parent, change.message(actor), ident, int(time.time()))
+        message = redact.text(change.message(actor))
+        commit = self.git.commit(tree, parent, message, ident, int(time.time()))
         return commit if self.git.cas_ref(commit, parent) else None
+
+    def blob(self, data: bytes) -> str:
+        """Store file contents as a blob, secrets redacted (see `supervisor.redact`)."""
+        self.know_secrets(self.head())
+        return self.git.write_object("blob", redact.data(data))
+
+    def know_secrets(self, commit: str | None) -> None:
+        """Teach `redact` the secret values the configuration of `commit` names (once per
+        configuration: a supervisor's commit costs a lookup in a tree it has parsed)."""
+        sha = ""
+        if commit is not None:
+            root = self.git.trees.entries(self.git.trees.commit_tree(commit))
+            sha = root.get("config.toml", ("", ""))[1]
+        if sha == self._config_blob:
+            return
+        text = self._blob_text(sha) if sha else ""
+        redact.configured(text)
+        self._config_blob = sha
+
+    def _blob_text(self, sha: str) -> str:
+        """A blob's text, read in-process when it is loose (no git process for `bd create`)."""
+        import zlib
+
+        try:
+            raw = zlib.decompress((self.git.objects / sha[:2] / sha[2:]).read_bytes())
+            data = raw.split(b"\0", 1)[1]
+        except FileNotFoundError:
+            data = self.git.read(sha) or b""
+        return data.decode(errors="replace")
 
     def _after_lost_race(self, attempt: int) -> None:
         self.clear_dead_ref_locks()
