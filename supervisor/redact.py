@@ -81,7 +81,7 @@ PATTERNS: list[tuple[str, tuple[str, ...], str]] = [
         ("secret", "token", "passw", "pwd", "key", "credential", "authoriz"),
         r"(?i)(?:secret|token|passw(?:or)?d|passwd|pwd|api_?key|apikey|access_?key|private_?key|"
         r"credentials?|authorization|auth_?token|auth_?key)[A-Za-z0-9_.\-]*"
-        r"[\"'\\]{0,2}[ \t]*(?::=|=|:)[ \t]*[\"'\\]{0,2}(?P<v>[A-Za-z0-9_\-.~+/=]{16,})",
+        r"[\"'\\]{0,8}[ \t]*(?::=|=|:)[ \t]*[\"'\\]{0,8}(?P<v>[A-Za-z0-9_\-.~+/=]{16,})",
     ),
 ]
 CASE_BLIND = {"url-token", "bearer-token", "high-entropy"}
