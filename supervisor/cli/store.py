@@ -74,10 +74,17 @@ def config_set(ctx: click.Context, pairs: tuple[str, ...]) -> None:
 )
 @click.option("--task", "task_id", default="", help="Only what happened to this task.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--verify", is_flag=True, help="Prove the history is the one fleet wrote.")
 @click.pass_context
-def log(ctx: click.Context, limit: int, task_id: str, as_json: bool) -> None:
+def log(ctx: click.Context, limit: int, task_id: str, as_json: bool, verify: bool) -> None:
     """The audit trail: when, which actor, what happened, to which task."""
     from supervisor.store.history import entries
+
+    if verify:
+        from supervisor.cli.governance import verify_log
+
+        verify_log(open_store(ctx), as_json)
+        return
 
     found = entries(open_store(ctx), limit, task_id)
     if as_json:

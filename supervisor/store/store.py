@@ -22,6 +22,7 @@ from typing import TypeVar
 from supervisor import redact
 from supervisor.errors import BadInput, Conflict, GitError, NotFound, StoreError
 from supervisor.model import Record, Task, check_id
+from supervisor.store import audit
 from supervisor.store.cache import Cache
 from supervisor.store.git import Git
 
@@ -247,8 +248,12 @@ class Store:
         tree = self.git.write_tree(parent, blobs)
         ident = f"{actor.split('@')[0]} <{actor}>"
         message = redact.text(change.message(actor))
-        commit = self.git.commit(tree, parent, message, ident, int(time.time()))
-        return commit if self.git.cas_ref(commit, parent) else None
+        when = int(time.time())
+        commit = self.git.commit(tree, parent, message, ident, when)
+        if not self.git.cas_ref(commit, parent):
+            return None
+        audit.record(self.home, commit, parent, tree, when)  # `fleet log --verify` reads it
+        return commit
 
     def blob(self, data: bytes) -> str:
         """Store file contents as a blob, secrets redacted (see `supervisor.redact`)."""
