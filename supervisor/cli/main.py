@@ -33,6 +33,8 @@ COMMANDS = {
     "coders": "supervisor.cli.coders:coders",
     "accounts": "supervisor.cli.accounts:accounts",
     "usage": "supervisor.cli.accounts:usage",
+    # governance
+    "eval": "supervisor.cli.governance:eval_cmd",
 }
 
 
