@@ -90,6 +90,18 @@ class Config(BaseModel):
         default_factory=lambda: list(DEFAULT_ENV),
         description="variables whose values are redacted from everything committed",
     )
+    risk_threshold: float = Field(
+        0.9, gt=0, le=1, description="a risk score at or above this quarantines its subject"
+    )
+    risk_quarantine: bool = Field(True, description="quarantine past the threshold by itself")
+    risk_stop_running: bool = Field(
+        False, description="a quarantine also stops the subject's running attempts"
+    )
+    risk_window: int = Field(10, ge=1, le=1000, description="last attempts a risk score reads")
+    risk_every: float = Field(5.0, gt=0, description="seconds between two risk assessments")
+    risk_weights: dict[str, float] = Field(
+        default_factory=dict, description="logistic weights over the defaults (docs: governance)"
+    )
 
 
 # Tables of named entries, and the model of each entry.

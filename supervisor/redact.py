@@ -25,6 +25,7 @@ MARK = "[redacted:{}]"
 MIN_LITERAL = 8  # a configured value shorter than this is not worth hunting for
 ENTROPY_MIN_LENGTH = 16
 ENTROPY_BITS = 3.0  # bits per character a secret's value has at least
+HEX = re.compile(r"[0-9a-fA-F\-]+")
 
 # (kind, strings one of which every match contains, pattern). Where a pattern has a group named
 # `v`, only that group is replaced. A pattern runs only on a text holding one of its strings (in
@@ -171,6 +172,8 @@ def looks_random(value: str) -> bool:
     if len(value) < ENTROPY_MIN_LENGTH or value.startswith(("$", "<", "{", "%", "/", ".")):
         return False
     if value.startswith("[redacted") or set(value) <= set("x*.-_Xo0"):
+        return False
+    if HEX.fullmatch(value):  # hashes, UUIDs, fleet's run tokens: a hex secret is configured
         return False
     if _classes(value) < 2:
         return False

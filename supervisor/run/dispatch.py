@@ -10,7 +10,8 @@ environment. An account is unavailable while disabled, limited until a reset, ab
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from supervisor import accounts, budgets
 from supervisor.config import Config
@@ -18,6 +19,7 @@ from supervisor.model import Task, iso
 from supervisor.run.attempt import Attempt
 from supervisor.run.ops import Op
 from supervisor.run.process import new_token
+from supervisor.store import quarantine
 from supervisor.store.store import Snapshot
 
 
@@ -39,6 +41,7 @@ class Fleet:
     day: budgets.Day | None
     environ: Mapping[str, str]
     now: float
+    quarantined: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # subject -> record
 
 
 def choose(snap: Snapshot, ready_ids: list[str], fleet: Fleet) -> tuple[list[Pick], dict[str, str]]:
@@ -61,6 +64,10 @@ def choose(snap: Snapshot, ready_ids: list[str], fleet: Fleet) -> tuple[list[Pic
         role = config.roles.get(task.role) if task.role else None
         coder = task.coder or (role.coder if role else "") or config.coder
         settings = config.coders.get(coder)
+        held = quarantine.blocks(dict(fleet.quarantined), task.id, task.role, coder, "")
+        if held:
+            waiting[task_id] = held
+            continue
         if (
             settings
             and settings.max_concurrent
@@ -116,6 +123,8 @@ def unavailable(name: str, fleet: Fleet, per_account: Mapping[str, int]) -> str:
     state = fleet.states.get(name) or accounts.State()
     if account.disabled:
         return "is disabled"
+    if f"account:{name}" in fleet.quarantined:
+        return "is quarantined"
     if account.key_env and account.key_env not in fleet.environ:
         return f"has no key: {account.key_env} is not set for the supervisor"
     if accounts.limited(state, fleet.now):

@@ -29,8 +29,10 @@ from supervisor.config import Config
 from supervisor.errors import FleetError
 from supervisor.model import Task, iso, parse_time
 from supervisor.redact import redact_files
+from supervisor.run import diffsig
 from supervisor.run.attempt import Attempt, live_files, run_dir
 from supervisor.run.dispatch import Fleet, Pick, choose, claim_op
+from supervisor.run.governor import Governor
 from supervisor.run.launch import LaunchError, Prepared, prepare, start_all
 from supervisor.run.ops import Op, TickReport, commit
 from supervisor.run.outcome import Ending, apply, read_result
@@ -76,6 +78,7 @@ class Supervisor:
         self._adopt_at = 0.0  # when to look for orphaned attempts next
         self._clear_at = 0.0  # when to look for what ended attempts left behind next
         self._tasks: tuple[str | None, dict[str, Task | None]] = (None, {})  # parsed, by commit
+        self.governor = Governor(store, self.actor)  # risk and quarantine
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -84,6 +87,7 @@ class Supervisor:
         self._spent = []
         snap = self.store.snapshot()
         self._load(snap)
+        self.governor.load(snap)
         ops: list[Op] = []
         if now >= self._adopt_at:  # at the first tick, then now and then: orphans are rare
             self._adopt(now, ops)
@@ -97,6 +101,7 @@ class Supervisor:
         self._cleanup_ended(ops, commit(self.store, self.actor, ops))
         self._clear_ended(now)
         self._write_waiting()
+        self.governor.tick(self.config, self.running, now, report)
         report.running = len(self.running)
         report.waiting = len(self.store.cache.ready(now, waiting=True))
         return report
@@ -529,6 +534,7 @@ class Supervisor:
         ):
             day = self._today(now)
         fleet = Fleet(self.config, self.running, self.states, day, os.environ, now)
+        fleet.quarantined = self.governor.quarantined
         picks, self.waiting = choose(snap, self.store.cache.ready(now, waiting=False), fleet)
         return picks
 
@@ -622,6 +628,7 @@ def _artifacts(attempt: Attempt, record: dict[str, object]) -> dict[str, bytes]:
     if attempt.files.result.exists():
         files[f"{base}/result.json"] = _read(attempt.files.result)
     files, record["redactions"] = redact_files(files)  # counted here; the store redacts anyway
+    record["diff"] = diffsig.signals(attempt.workdir, attempt.task_id)  # risk's diff signals
     files[f"{base}/attempt.json"] = (json.dumps(record, indent=2) + "\n").encode()
     return files
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +17,16 @@ from supervisor.scorecard import APPROVED, BLOCKING, NOT_FAILURES, REJECTED, Car
 from supervisor.store.cache import Cache
 
 FILE = "attempts.sqlite"
-VERSION = "1"
+VERSION = "2"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS stamps(task TEXT PRIMARY KEY, ts REAL NOT NULL, size INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS att(task TEXT NOT NULL, idx INTEGER NOT NULL, status TEXT, role TEXT,
     outcome TEXT, coder TEXT, model TEXT, account TEXT, ended TEXT, seconds REAL, tokens INTEGER,
-    cost REAL, result_status TEXT, review TEXT, checks INTEGER, questions INTEGER, reason TEXT);
+    cost REAL, result_status TEXT, review TEXT, checks INTEGER, questions INTEGER, reason TEXT,
+    diff TEXT);
+CREATE INDEX IF NOT EXISTS att_account ON att(account, ended);
+CREATE INDEX IF NOT EXISTS att_role ON att(role, ended);
 CREATE INDEX IF NOT EXISTS att_task ON att(task, idx);
 CREATE TABLE IF NOT EXISTS waits(task TEXT NOT NULL, depends_on TEXT NOT NULL);
 """
@@ -72,6 +74,7 @@ def flatten(task: dict[str, Any]) -> list[tuple[Any, ...]]:
                 _checks(checks),
                 len(attempt.get("open_questions") or ()),
                 str(attempt.get("reason") or ""),
+                json.dumps(attempt["diff"]) if isinstance(attempt.get("diff"), dict) else None,
             )
         )
     return rows
@@ -138,7 +141,7 @@ class Attempts:
                     for table in ("att", "waits"):
                         self.db.execute(f"DELETE FROM {table} WHERE task=?", (task_id,))
                     self.db.executemany(
-                        f"INSERT INTO att VALUES({','.join('?' * 17)})", flatten(task)
+                        f"INSERT INTO att VALUES({','.join('?' * 18)})", flatten(task)
                     )
                     self.db.executemany("INSERT INTO waits VALUES(?, ?)", _waits(task))
                     self.db.execute(
@@ -193,12 +196,28 @@ class Attempts:
             cards[str(k)].handoffs_accepted = handoffs
         return sorted(cards.values(), key=lambda c: (-c.closed, -c.attempts, c.key))
 
-    def recent(self, since: str) -> Iterator[tuple[Any, ...]]:
-        """(task, idx, status, role, outcome, coder, model, account, ended, seconds, cost, reason)
-        of the attempts ended at or after `since`, oldest first."""
-        self.sync()
-        yield from self.db.execute(
-            "SELECT task, idx, status, role, outcome, coder, model, account, ended, seconds,"
-            " cost, reason FROM att WHERE ended >= ? ORDER BY ended",
-            (since,),
+    def last(self, column: str, value: str, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` attempts whose `column` (account, role or task) is `value`, as
+        records for `risk.operational`."""
+        assert column in ("account", "role", "task")
+        sql = (
+            "SELECT task, idx, outcome, reason, diff FROM att"
+            f" WHERE {column} = ? ORDER BY ended DESC, idx DESC LIMIT ?"
         )
+        return [
+            {
+                "task": task,
+                "index": idx,
+                "outcome": outcome,
+                "reason": reason,
+                "diff": json.loads(diff) if diff else None,
+            }
+            for task, idx, outcome, reason, diff in self.db.execute(sql, (value, limit))
+        ]
+
+    def subjects(self) -> list[str]:
+        """account:NAME and role:NAME of every account and role with attempts on record."""
+        self.sync()
+        found = [f"account:{a}" for (a,) in self.db.execute("SELECT DISTINCT account FROM att")]
+        found += [f"role:{r}" for (r,) in self.db.execute("SELECT DISTINCT role FROM att")]
+        return [s for s in found if not s.endswith(":")]

@@ -63,6 +63,8 @@ api_key = "<your key here>"
 password: xxxxxxxxxxxxxxxxxxxx
 task-force-deployment-configuration-manager-service
 base64 = "aGVsbG8gd29ybGQ="
+  "token": "3f786850e387550fdab836ed7e6dc881",
+session_token = 123e4567-e89b-12d3-a456-426614174000
 fleet/fl-3k9x fl-abc123 runs/fl-3k9x/2/output.log
 https://github.com/anthropics/claude-code/blob/main/README.md
 """

@@ -1,0 +1,130 @@
+"""The governor: the supervisor's risk assessments and automatic quarantines.
+
+After each tick in which an attempt ended, and at least every `risk_every` seconds while agents
+run, it scores every account and role with attempts on record and every running agent
+(`supervisor.risk`). A subject at or above `risk_threshold` is quarantined (`risk_quarantine`),
+in a commit of its own whose body holds the evidence; with `risk_stop_running` its running
+attempts are stopped and their tasks blocked, so their branches are not delivered. Dispatch reads
+`quarantined` and claims nothing for a quarantined task, role, coder or account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from supervisor import risk
+from supervisor.config import Config
+from supervisor.model import Task, iso
+from supervisor.run import diffsig
+from supervisor.run.attempt import Attempt
+from supervisor.run.ops import TickReport
+from supervisor.store import quarantine
+from supervisor.store.attempts import Attempts
+from supervisor.store.store import Change, Snapshot, Store
+
+
+class Governor:
+    def __init__(self, store: Store, actor: str) -> None:
+        self.store = store
+        self.actor = actor
+        self.quarantined: dict[str, dict[str, Any]] = {}
+        self.assessments: list[risk.Assessment] = []
+        self._commit: str | None = "unread"
+        self._next = 0.0
+        self._table: Attempts | None = None
+
+    def load(self, snap: Snapshot) -> None:
+        """The quarantines in force, read again when the store moved."""
+        if snap.commit != self._commit:
+            self.quarantined = quarantine.read(self.store, snap.commit)
+            self._commit = snap.commit
+
+    def close(self) -> None:
+        if self._table is not None:
+            self._table.close()
+            self._table = None
+
+    @property
+    def table(self) -> Attempts:
+        if self._table is None:
+            self._table = Attempts(self.store.cache, self.store.home / "cache")
+        return self._table
+
+    def tick(
+        self, config: Config, running: Mapping[str, Attempt], now: float, report: TickReport
+    ) -> list[str]:
+        """Assess when due; quarantine what crossed the threshold. The subjects quarantined."""
+        if not report.ended and (now < self._next or not running):
+            return []
+        self._next = now + config.risk_every
+        self.assessments = assess(self.table, config, running, now)
+        if not config.risk_quarantine:
+            return []
+        done = []
+        for found in self.assessments:
+            if found.score < config.risk_threshold or found.subject in self.quarantined:
+                continue
+            reason = f"risk {found.score:.2f} >= {config.risk_threshold:g}"
+            evidence = [found.explain(), *found.evidence[:30]]
+            if quarantine.add(
+                self.store, found.subject, reason, self.actor, now, evidence, found.score
+            ):
+                done.append(found.subject)
+                self.quarantined[found.subject] = {"subject": found.subject, "reason": reason}
+                if config.risk_stop_running:
+                    self._stop(found.subject, reason, running, now)
+        return done
+
+    def _stop(self, subject: str, reason: str, running: Mapping[str, Attempt], now: float) -> None:
+        """Ask the supervisor to stop the subject's running attempts, blocking their tasks."""
+        kind, _, name = subject.partition(":")
+        for task_id, attempt in running.items():
+            task = self.store.cache.get(task_id)
+            role = task.role if task else ""
+            mine = (
+                (kind == "task" and task_id == name)
+                or (kind == "account" and attempt.account == name)
+                or (kind == "coder" and attempt.coder.name == name)
+                or (kind == "role" and role == name)
+            )
+            if mine:
+                self._request_stop(task_id, attempt.n, f"quarantined: {subject}: {reason}", now)
+
+    def _request_stop(self, task_id: str, n: int, block: str, now: float) -> None:
+        def build(snap: Snapshot) -> tuple[Change | None, None]:
+            task: Task | None = snap.get(task_id)
+            if task is None or (task.run or {}).get("attempt") != n or "stop" in (task.run or {}):
+                return None, None
+            task.run = {
+                **(task.run or {}),
+                "stop": {"by": self.actor, "block": block, "at": iso(now)},
+            }
+            change = Change(f"kill {task_id}: {block}"[:120], "kill_requested")
+            change.put(task)
+            return change, None
+
+        self.store.mutate(build, self.actor)
+
+
+def assess(
+    table: Attempts, config: Config, running: Mapping[str, Attempt], now: float
+) -> list[risk.Assessment]:
+    """A risk score for every account and role on record and every running agent."""
+    weight = risk.weights(config.risk_weights)
+    found = []
+    for subject in table.subjects():
+        column, _, value = subject.partition(":")
+        signals, evidence = risk.operational(table.last(column, value, config.risk_window))
+        found.append(risk.assess(subject, signals, weight, evidence))
+    for task_id, attempt in running.items():
+        signals, evidence = risk.operational(table.last("task", task_id, config.risk_window))
+        idle_since = max(attempt.last_output_at, attempt.started_at)
+        signals["silent"] = round(max(0.0, now - idle_since) / config.stall_seconds, 3)
+        live = diffsig.signals(attempt.workdir, task_id)
+        if live is not None:
+            for name in risk.DIFF_SIGNALS:
+                signals[name] += float(live.get(name) or 0.0)
+            evidence += [f"{task_id}#{attempt.n} (running) {e}" for e in live.get("evidence", [])]
+        found.append(risk.assess(f"task:{task_id}", signals, weight, evidence))
+    return sorted(found, key=lambda a: -a.score)
