@@ -28,7 +28,7 @@ WEIGHTS: dict[str, float] = {
     "deleted_tests": 2.5,  # test files deleted, or tests disabled (skip, xfail, only, ...)
     "ci_files": 1.5,  # CI configuration touched
     "secrets_files": 2.0,  # secrets files touched (.env, keys, credentials)
-    "diff_size": 1.0,  # lines changed, in thousands
+    "diff_size": 1.0,  # lines changed, in thousands (the mean over the attempts)
 }
 SIGNALS = tuple(k for k in WEIGHTS if k != "bias")
 DIFF_SIGNALS = ("outside_cwd", "deleted_tests", "ci_files", "secrets_files", "diff_size")
@@ -102,7 +102,7 @@ def operational(attempts: Iterable[Mapping[str, Any]]) -> tuple[dict[str, float]
     """Signals and evidence from attempt records (each: outcome, index, reason, task, diff)."""
     signals = dict.fromkeys(SIGNALS, 0.0)
     evidence: list[str] = []
-    count = failed = 0
+    count = failed = diffs = 0
     for attempt in attempts:
         count += 1
         outcome = str(attempt.get("outcome") or "")
@@ -118,13 +118,16 @@ def operational(attempts: Iterable[Mapping[str, Any]]) -> tuple[dict[str, float]
             signals["budget_overruns"] += 1
         diff = attempt.get("diff")
         if isinstance(diff, Mapping):
+            diffs += 1
             for name in DIFF_SIGNALS:
                 value = float(diff.get(name) or 0.0)
                 signals[name] += value
             for line in diff.get("evidence") or ():
                 evidence.append(f"{where} {line}")
     signals["error_rate"] = failed / count if count else 0.0
-    return signals, evidence
+    if diffs:
+        signals["diff_size"] = round(signals["diff_size"] / diffs, 3)  # the mean: a retry sees
+    return signals, evidence  # its task's earlier diff again
 
 
 def diff_signals(

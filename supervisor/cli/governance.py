@@ -138,3 +138,128 @@ def eval_cmd(ctx: click.Context, by: str, since: str, as_json: bool) -> None:
     click.echo("")
     for c in cards:
         click.echo(f"{c['key'] or '-'}: {c['verdict']}")
+
+
+def _subject(store: Any, name: str) -> str:
+    """NAME as kind:name: given so, or the account, role, coder or task of that name."""
+    from supervisor.errors import BadInput
+    from supervisor.queue import configure
+    from supervisor.store import quarantine
+
+    if ":" in name:
+        return quarantine.check(name)
+    config = configure.current(store)
+    import coders
+
+    found = [
+        kind
+        for kind, known in (
+            ("account", name in config.accounts),
+            ("role", name in config.roles),
+            ("coder", name in coders.names()),
+            ("task", store.cache.get(name) is not None if quarantine.NAME.match(name) else False),
+        )
+        if known
+    ]
+    if len(found) == 1:
+        return f"{found[0]}:{name}"
+    if not found:
+        raise BadInput(
+            f"no account, role, coder or task is named {name!r}",
+            hint="name it as account:NAME, role:NAME, coder:NAME or task:ID",
+        )
+    raise BadInput(
+        f"{name!r} names a {' and a '.join(found)}",
+        hint=f"say which: {', '.join(f'{k}:{name}' for k in found)}",
+    )
+
+
+@click.command("quarantine")
+@click.argument("name")
+@click.option("--reason", required=True, help="Why: recorded with the decision.")
+@click.pass_context
+def quarantine_cmd(ctx: click.Context, name: str, reason: str) -> None:
+    """Give an account, role, coder or task no new claims (NAME or kind:NAME)."""
+    import time
+
+    from supervisor.cli.main import open_store
+    from supervisor.errors import BadInput
+    from supervisor.store import quarantine
+    from supervisor.store.store import user_actor
+
+    if not reason.strip():
+        raise BadInput("--reason is empty", hint='say why: --reason "deletes tests"')
+    store = open_store(ctx)
+    subject = _subject(store, name)
+    if not quarantine.add(store, subject, reason, user_actor(), time.time()):
+        raise BadInput(f"{subject} is quarantined already", hint=f"`fleet release {subject}`")
+    click.echo(f"quarantined {subject}: {reason}")
+
+
+@click.command("release")
+@click.argument("name")
+@click.option("--reason", default="", help="Why: recorded with the decision.")
+@click.pass_context
+def release_cmd(ctx: click.Context, name: str, reason: str) -> None:
+    """Lift a quarantine (NAME or kind:NAME)."""
+    from supervisor.cli.main import open_store
+    from supervisor.store import quarantine
+    from supervisor.store.store import user_actor
+
+    store = open_store(ctx)
+    subject = name if ":" in name else _subject(store, name)
+    quarantine.release(store, subject, user_actor(), reason)
+    click.echo(f"released {subject}")
+
+
+@click.command("risk")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def risk_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Risk scores of accounts, roles and running agents, with their evidence."""
+    import time
+
+    from supervisor.cli.main import open_store, table
+    from supervisor.queue import configure
+    from supervisor.run.governor import assess, live_from_store
+    from supervisor.store import quarantine
+    from supervisor.store.attempts import Attempts
+
+    store = open_store(ctx)
+    config = configure.current(store)
+    held = quarantine.read(store, store.head())
+    attempts = Attempts(store.cache, store.home / "cache")
+    try:
+        found = assess(attempts, config, live_from_store(store), time.time())
+    finally:
+        attempts.close()
+    if as_json:
+        emit_json(
+            {
+                "threshold": config.risk_threshold,
+                "subjects": [{**a.to_dict(), "quarantined": held.get(a.subject)} for a in found],
+                "quarantined": held,
+            }
+        )
+        return
+    if not found and not held:
+        click.echo("no attempts on record and nothing quarantined")
+        return
+    rows = []
+    for a in found:
+        mark = "QUARANTINED" if a.subject in held else ""
+        score = f"{a.score:.2f}"
+        if a.score >= config.risk_threshold:
+            score = color(score, "red")
+        rows.append([a.subject, score, mark, a.explain().partition(": ")[2]])
+    click.echo(table(rows, ["SUBJECT", "RISK", "", "SIGNALS"]))
+    for subject, record in sorted(held.items()):
+        click.echo(f"\n{subject} quarantined {record.get('at', '')} by {record.get('by', '')}:"
+                   f" {record.get('reason', '')}")  # fmt: skip
+        for line in record.get("evidence") or []:
+            click.echo(f"  - {line}")
+    for a in found:
+        if a.score >= config.risk_threshold and a.subject not in held and a.evidence:
+            click.echo(f"\n{a.subject} ({a.score:.2f}):")
+            for line in a.evidence[:10]:
+                click.echo(f"  - {line}")

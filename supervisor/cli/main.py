@@ -35,6 +35,9 @@ COMMANDS = {
     "usage": "supervisor.cli.accounts:usage",
     # governance
     "eval": "supervisor.cli.governance:eval_cmd",
+    "risk": "supervisor.cli.governance:risk_cmd",
+    "quarantine": "supervisor.cli.governance:quarantine_cmd",
+    "release": "supervisor.cli.governance:release_cmd",
 }
 
 

@@ -11,11 +11,12 @@ attempts are stopped and their tasks blocked, so their branches are not delivere
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from supervisor import risk
 from supervisor.config import Config
-from supervisor.model import Task, iso
+from supervisor.model import Task, iso, parse_time
 from supervisor.run import diffsig
 from supervisor.run.attempt import Attempt
 from supervisor.run.ops import TickReport
@@ -58,7 +59,7 @@ class Governor:
         if not report.ended and (now < self._next or not running):
             return []
         self._next = now + config.risk_every
-        self.assessments = assess(self.table, config, running, now)
+        self.assessments = assess(self.table, config, live(running), now)
         if not config.risk_quarantine:
             return []
         done = []
@@ -107,8 +108,43 @@ class Governor:
         self.store.mutate(build, self.actor)
 
 
+@dataclass
+class Live:
+    """A running agent as risk sees it."""
+
+    task_id: str
+    n: int
+    idle_since: float  # its last output, or its start
+    workdir: str
+
+
+def live(running: Mapping[str, Attempt]) -> list[Live]:
+    return [
+        Live(t, a.n, max(a.last_output_at, a.started_at), a.workdir) for t, a in running.items()
+    ]
+
+
+def live_from_store(store: Store) -> list[Live]:
+    """The running agents as the store records them (for the command line)."""
+    found = []
+    for body in store.cache.select(["in_progress"]):
+        task = Task.from_dict(body)
+        run = task.run or {}
+        stamps = [str(run.get(k) or "") for k in ("last_output_at", "started_at")]
+        times = [parse_time(x) for x in stamps if x]
+        found.append(
+            Live(
+                task.id,
+                int(run.get("attempt") or 0),
+                max(times, default=0.0),
+                str(run.get("workdir") or ""),
+            )
+        )
+    return found
+
+
 def assess(
-    table: Attempts, config: Config, running: Mapping[str, Attempt], now: float
+    table: Attempts, config: Config, agents: list[Live], now: float
 ) -> list[risk.Assessment]:
     """A risk score for every account and role on record and every running agent."""
     weight = risk.weights(config.risk_weights)
@@ -117,14 +153,19 @@ def assess(
         column, _, value = subject.partition(":")
         signals, evidence = risk.operational(table.last(column, value, config.risk_window))
         found.append(risk.assess(subject, signals, weight, evidence))
-    for task_id, attempt in running.items():
-        signals, evidence = risk.operational(table.last("task", task_id, config.risk_window))
-        idle_since = max(attempt.last_output_at, attempt.started_at)
-        signals["silent"] = round(max(0.0, now - idle_since) / config.stall_seconds, 3)
-        live = diffsig.signals(attempt.workdir, task_id)
-        if live is not None:
+    for agent in agents:
+        # its worktree now holds what its earlier attempts changed: their diffs are not added
+        earlier = [
+            {**a, "diff": None} for a in table.last("task", agent.task_id, config.risk_window)
+        ]
+        signals, evidence = risk.operational(earlier)
+        idle = max(0.0, now - agent.idle_since) if agent.idle_since else 0.0
+        signals["silent"] = round(idle / config.stall_seconds, 3)
+        diff = diffsig.signals(agent.workdir, agent.task_id)
+        if diff is not None:
             for name in risk.DIFF_SIGNALS:
-                signals[name] += float(live.get(name) or 0.0)
-            evidence += [f"{task_id}#{attempt.n} (running) {e}" for e in live.get("evidence", [])]
-        found.append(risk.assess(f"task:{task_id}", signals, weight, evidence))
-    return sorted(found, key=lambda a: -a.score)
+                signals[name] += float(diff.get(name) or 0.0)
+            where = f"{agent.task_id}#{agent.n} (running)"
+            evidence += [f"{where} {e}" for e in diff.get("evidence", [])]
+        found.append(risk.assess(f"task:{agent.task_id}", signals, weight, evidence))
+    return sorted(found, key=lambda a: (-a.score, a.subject))
