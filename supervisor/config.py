@@ -102,6 +102,12 @@ class Config(BaseModel):
     risk_weights: dict[str, float] = Field(
         default_factory=dict, description="logistic weights over the defaults (docs: governance)"
     )
+    sandbox_roles: list[str] = Field(
+        default_factory=list, description="roles whose agents run in bubblewrap ('*': all)"
+    )
+    sandbox_network: Literal["host", "none"] = Field(
+        "host", description="a sandboxed agent's network: the host's, or none at all"
+    )
 
 
 # Tables of named entries, and the model of each entry.
