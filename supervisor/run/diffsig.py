@@ -21,6 +21,11 @@ def _out(cwd: Path, *args: str) -> str | None:
     return proc.stdout.decode(errors="replace") if proc.returncode == 0 else None
 
 
+def in_work_tree(path: Path) -> bool:
+    """Whether a `.git` is at or above `path` (no git process for the plain directories)."""
+    return any((folder / ".git").exists() for folder in (path, *path.parents))
+
+
 def base(workdir: Path, task_id: str) -> str | None:
     branch = f"refs/heads/fleet/{task_id}"
     log = _out(workdir, "reflog", "show", "--format=%H", branch, "--")
@@ -33,7 +38,7 @@ def base(workdir: Path, task_id: str) -> str | None:
 def signals(workdir: str, task_id: str) -> dict[str, Any] | None:
     """The diff signals of `workdir` (None outside a git work tree)."""
     path = Path(workdir) if workdir else None
-    if path is None or not path.is_dir():
+    if path is None or not path.is_dir() or not in_work_tree(path):
         return None
     prefix = _out(path, "rev-parse", "--show-prefix")
     start = base(path, task_id)

@@ -143,6 +143,24 @@ def live_from_store(store: Store) -> list[Live]:
     return found
 
 
+LIVE_DIFF_EVERY = 30.0  # seconds between two reads of a running agent's worktree
+_live_diffs: dict[tuple[str, int], tuple[float, dict[str, Any] | None]] = {}
+
+
+def live_diff(agent: Live, now: float) -> dict[str, Any] | None:
+    """A running agent's diff signals, read again at most every LIVE_DIFF_EVERY seconds (seven
+    git processes per agent: with fifty agents, reading them at every assessment would cost
+    the supervisor more than its whole budget)."""
+    key = (agent.task_id, agent.n)
+    seen = _live_diffs.get(key)
+    if seen is None or now - seen[0] >= LIVE_DIFF_EVERY or now < seen[0]:
+        seen = (now, diffsig.signals(agent.workdir, agent.task_id))
+        _live_diffs[key] = seen
+        if len(_live_diffs) > 4096:
+            _live_diffs.pop(next(iter(_live_diffs)))
+    return seen[1]
+
+
 def assess(
     table: Attempts, config: Config, agents: list[Live], now: float
 ) -> list[risk.Assessment]:
@@ -161,7 +179,7 @@ def assess(
         signals, evidence = risk.operational(earlier)
         idle = max(0.0, now - agent.idle_since) if agent.idle_since else 0.0
         signals["silent"] = round(idle / config.stall_seconds, 3)
-        diff = diffsig.signals(agent.workdir, agent.task_id)
+        diff = live_diff(agent, now)
         if diff is not None:
             for name in risk.DIFF_SIGNALS:
                 signals[name] += float(diff.get(name) or 0.0)

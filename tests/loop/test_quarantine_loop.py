@@ -93,7 +93,7 @@ def test_a_quarantine_can_stop_the_running_attempt(rig: Rig) -> None:
     (run.cwd / ".github" / "workflows").mkdir(parents=True)
     (run.cwd / ".github" / "workflows" / "ci.yml").write_text("on: push\n")
     rig.say(task_id, "working")
-    rig.tick(rig.now + 6)  # the next assessment sees the running agent's worktree
+    rig.tick(rig.now + 31)  # the next read of the running agent's worktree sees it
     record = held(rig)[f"task:{task_id}"]
     assert "touched the CI file .github/workflows/ci.yml" in "\n".join(record["evidence"])  # type: ignore[arg-type]
     rig.tick(rig.now + 1)  # the supervisor stops it
