@@ -108,6 +108,7 @@ class Config(BaseModel):
     sandbox_network: Literal["host", "none"] = Field(
         "host", description="a sandboxed agent's network: the host's, or none at all"
     )
+    signing_key: str = Field("", description="SSH private key that signs every commit")
 
 
 # Tables of named entries, and the model of each entry.

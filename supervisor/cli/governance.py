@@ -12,9 +12,11 @@ from supervisor.cli.main import color, emit_json
 
 def verify_log(store: Any, as_json: bool) -> None:
     """Print the audit verification; exit 1 when the history is not the one fleet wrote."""
+    from supervisor.queue import configure
+    from supervisor.store import signing
     from supervisor.store.audit import verify
 
-    report = verify(store)
+    report = verify(store, signer=signing.key_path(configure.current(store).signing_key))
     if as_json:
         emit_json(report.to_dict())
     else:

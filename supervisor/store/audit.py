@@ -109,8 +109,9 @@ class Report:
         return {**asdict(self), "ok": self.ok}
 
 
-def verify(store: Store, fsck: bool = True) -> Report:
-    """Check the journal's chain, then the branch's history against it, then git's objects."""
+def verify(store: Store, fsck: bool = True, signer: Path | None = None) -> Report:
+    """Check the journal's chain, the branch's history against it, the commits' signatures
+    (with `signer`, the configured signing key), then git's objects."""
     report = Report(head=store.head() or "")
     lines = _lines(store.home)
     secret = key(store.home) if lines else b""
@@ -162,9 +163,27 @@ def verify(store: Store, fsck: bool = True) -> Report:
                     commit,
                 )
             )
+    if signer is not None:
+        report.problems += _signatures(store, [c for c, _, _, _ in history], signer)
     if fsck and history:
         report.problems += _fsck(store)
     return report
+
+
+def _signatures(store: Store, commits: list[str], key: Path) -> list[Problem]:
+    """From the first commit with a good signature by `key` on, every commit must have one."""
+    from supervisor.store import signing
+
+    bad = dict(signing.unsigned(store.git_dir, commits, key))
+    first = next((i for i, c in enumerate(commits) if c not in bad), None)
+    if first is None:
+        return []
+    what = {"N": "is not signed", "B": "has a bad signature"}
+    return [
+        Problem("unsigned", f"commit {c[:12]} {what.get(bad[c], 'is signed by another key')}", c)
+        for c in commits[first:]
+        if c in bad
+    ]
 
 
 def _lines(home: Path) -> list[str]:

@@ -22,7 +22,7 @@ from typing import TypeVar
 from supervisor import redact
 from supervisor.errors import BadInput, Conflict, GitError, NotFound, StoreError
 from supervisor.model import Record, Task, check_id
-from supervisor.store import audit
+from supervisor.store import audit, signing
 from supervisor.store.cache import Cache
 from supervisor.store.git import Git
 
@@ -132,6 +132,7 @@ class Store:
         self.git = Git(self.git_dir)
         self._cache: Cache | None = None
         self._config_blob: str | None = None  # the config whose secrets `redact` knows
+        self._signing_key: Path | None = None  # `signing_key` of that config
 
     @classmethod
     def open(cls, home: Path | None = None) -> Store:
@@ -249,7 +250,11 @@ class Store:
         ident = f"{actor.split('@')[0]} <{actor}>"
         message = redact.text(change.message(actor))
         when = int(time.time())
-        commit = self.git.commit(tree, parent, message, ident, when)
+        if self._signing_key is not None:  # `signing_key`: an SSH signature in the commit
+            payload = signing.body(tree, parent, message, ident, when)
+            commit = self.git.write_object("commit", signing.sign(payload, self._signing_key))
+        else:
+            commit = self.git.commit(tree, parent, message, ident, when)
         if not self.git.cas_ref(commit, parent):
             return None
         audit.record(self.home, commit, parent, tree, when)  # `fleet log --verify` reads it
@@ -271,6 +276,7 @@ class Store:
             return
         text = self._blob_text(sha) if sha else ""
         redact.configured(text)
+        self._signing_key = signing.key_path(_setting(text, "signing_key")) if text else None
         self._config_blob = sha
 
     def _blob_text(self, sha: str) -> str:
@@ -407,6 +413,17 @@ def _locked(path: Path, patience: float) -> Iterator[bool]:
         yield got
     finally:
         os.close(fd)  # releases the flock
+
+
+def _setting(config_text: str, key: str) -> str:
+    """One top-level string setting of a config.toml text ("" when unset or unreadable)."""
+    import tomllib
+
+    try:
+        value = tomllib.loads(config_text).get(key, "")
+    except tomllib.TOMLDecodeError:
+        return ""
+    return value if isinstance(value, str) else ""
 
 
 def _free(fd: int) -> bool:

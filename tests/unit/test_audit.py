@@ -142,3 +142,48 @@ def test_a_store_older_than_the_journal_verifies_from_where_it_began(home: Path)
     store.close()
     assert report.ok, report.problems
     assert (report.commits, report.recorded, report.before_journal) == (4, 2, 2)
+
+
+def ssh_key(tmp_path: Path) -> Path:
+    key = tmp_path / "signing" / "id_ed25519"
+    key.parent.mkdir(mode=0o700)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "fleet", "-f", str(key)], check=True
+    )
+    return key
+
+
+def test_signed_commits_verify_and_an_unsigned_one_is_reported(
+    home: Path, tmp_path: Path, fleet: object
+) -> None:
+    key = ssh_key(tmp_path)
+    seeded(home, 1)
+    result: Result = fleet("config", "set", f"signing_key={key}")  # type: ignore[operator]
+    assert result.code == 0, result.err
+    seeded(home, 2)
+    head = git(home, "rev-parse", "refs/heads/main")
+    assert "gpgsig -----BEGIN SSH SIGNATURE-----" in git(home, "cat-file", "commit", head)
+    verified: Result = fleet("log", "--verify")  # type: ignore[operator]
+    assert verified.code == 0, verified.out + verified.err
+    # a commit added behind fleet's back, unsigned
+    tree = git(home, "rev-parse", "refs/heads/main^{tree}")
+    forged = git(home, "commit-tree", tree, "-p", head, "-m", "update: forged")
+    git(home, "update-ref", "refs/heads/main", forged, head)
+    report: Result = fleet("log", "--verify", "--json")  # type: ignore[operator]
+    assert report.code == 1
+    problems = {(p["kind"], p["commit"]) for p in json.loads(report.out)["problems"]}
+    assert problems == {("not-recorded", forged), ("unsigned", forged)}
+
+
+def test_a_signing_key_that_cannot_sign_changes_nothing(
+    home: Path, tmp_path: Path, fleet: object
+) -> None:
+    seeded(home, 1)
+    missing = tmp_path / "no-such-key"
+    assert fleet("config", "set", f"signing_key={missing}").code == 0  # type: ignore[operator]
+    head = git(home, "rev-parse", "refs/heads/main")
+    result: Result = fleet("bd", "create", "signed?")  # type: ignore[operator]
+    assert result.code == 1
+    assert f"could not sign the commit with {missing}" in result.err
+    assert "hint: check `signing_key`" in result.err
+    assert git(home, "rev-parse", "refs/heads/main") == head
