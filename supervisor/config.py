@@ -17,6 +17,7 @@ from supervisor import secrets
 from supervisor.accounts import Account
 from supervisor.errors import BadInput
 from supervisor.limits import NOT_UTF8
+from supervisor.redact import DEFAULT_ENV
 
 CONFIG_PATH = "config.toml"
 KIND_NAMES: dict[Any, str] = {
@@ -151,6 +152,30 @@ class Config(BaseModel):
     gate_timeout_seconds: float | None = Field(
         None, gt=0, description="a gate waiting this long raises gate.timeout"
     )
+    # governance
+    redact_env: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ENV),
+        description="variables whose values are redacted from everything committed",
+    )
+    risk_threshold: float = Field(
+        0.9, gt=0, le=1, description="a risk score at or above this quarantines its subject"
+    )
+    risk_quarantine: bool = Field(True, description="quarantine past the threshold by itself")
+    risk_stop_running: bool = Field(
+        False, description="a quarantine also stops the subject's running attempts"
+    )
+    risk_window: int = Field(10, ge=1, le=1000, description="last attempts a risk score reads")
+    risk_every: float = Field(5.0, gt=0, description="seconds between two risk assessments")
+    risk_weights: dict[str, float] = Field(
+        default_factory=dict, description="logistic weights over the defaults (docs: governance)"
+    )
+    sandbox_roles: list[str] = Field(
+        default_factory=list, description="roles whose agents run in bubblewrap ('*': all)"
+    )
+    sandbox_network: Literal["host", "none"] = Field(
+        "host", description="a sandboxed agent's network: the host's, or none at all"
+    )
+    signing_key: str = Field("", description="SSH private key that signs every commit")
 
 
 # Tables of named entries, and the model of each entry.

@@ -45,6 +45,11 @@ COMMANDS = {
     "attach": "supervisor.cli.attach:attach",
     "doctor": "supervisor.cli.doctor:doctor",
     "store": "supervisor.cli.upkeep:store",
+    # governance
+    "eval": "supervisor.cli.governance:eval_cmd",
+    "risk": "supervisor.cli.governance:risk_cmd",
+    "quarantine": "supervisor.cli.governance:quarantine_cmd",
+    "release": "supervisor.cli.governance:release_cmd",
 }
 
 

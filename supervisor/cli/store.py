@@ -166,14 +166,20 @@ def config_edit(ctx: click.Context, as_json: bool) -> None:
     "--task", "task_id", default="", type=LINKED_ID, help="Only what happened to this task."
 )
 @click.option("--json", "as_json", is_flag=True, help="The entries as JSON.")
+@click.option("--verify", is_flag=True, help="Prove the history is the one fleet wrote.")
 @click.pass_context
-def log(ctx: click.Context, limit: int, task_id: str, as_json: bool) -> None:
+def log(ctx: click.Context, limit: int, task_id: str, as_json: bool, verify: bool) -> None:
     """The audit trail: when, which actor, what happened (and why an attempt failed), to which
-    task."""
+    task. `--verify` proves the history is the one fleet wrote."""
     from supervisor.cli.trail import explain
     from supervisor.store.history import entries
 
     store = open_store(ctx)
+    if verify:
+        from supervisor.cli.governance import verify_log
+
+        verify_log(store, as_json)
+        return
     found = entries(store, limit, task_id)
     told = explain(store, found)
     if as_json:

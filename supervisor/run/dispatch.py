@@ -10,7 +10,7 @@ environment. An account is unavailable while disabled, limited until a reset, ab
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from supervisor import accounts, budgets, lifecycle, routing
@@ -19,6 +19,7 @@ from supervisor.model import Run, Task, iso
 from supervisor.run.attempt import Attempt
 from supervisor.run.ops import Op
 from supervisor.run.process import new_token
+from supervisor.store import quarantine
 from supervisor.store.store import Snapshot, Store
 
 
@@ -41,6 +42,7 @@ class Fleet:
     day: budgets.Day | None
     environ: Mapping[str, str]
     now: float
+    quarantined: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # subject -> record
 
 
 def choose(snap: Snapshot, ready_ids: list[str], fleet: Fleet) -> tuple[list[Pick], dict[str, str]]:
@@ -73,6 +75,10 @@ def choose(snap: Snapshot, ready_ids: list[str], fleet: Fleet) -> tuple[list[Pic
         own = task.coder if not decision.purpose else ""  # preparing it: the role's coder
         coder = own or (role.coder if role else "") or config.coder
         settings = config.coders.get(coder)
+        held = quarantine.blocks(dict(fleet.quarantined), task.id, task.role, coder, "")
+        if held:
+            waiting[task_id] = held
+            continue
         if (
             settings
             and settings.max_concurrent
@@ -154,6 +160,8 @@ def unavailable(name: str, fleet: Fleet, per_account: Mapping[str, int]) -> str:
     state = fleet.states.get(name) or accounts.State()
     if account.disabled:
         return "is disabled"
+    if f"account:{name}" in fleet.quarantined:
+        return "is quarantined"
     if account.key_env and account.key_env not in fleet.environ:
         return f"has no key: {account.key_env} is not set for the supervisor"
     if accounts.limited(state, fleet.now):

@@ -10,6 +10,8 @@ from coders.base import Outcome
 from supervisor import budgets, lifecycle
 from supervisor.lifecycle import Ending, Policy
 from supervisor.model import Run, Stop, Task, iso
+from supervisor.redact import redact_files
+from supervisor.run import diffsig
 from supervisor.run.attempt import Attempt, read, run_dir, write_json
 from supervisor.run.ops import Op
 from supervisor.run.outcome import read_result
@@ -94,12 +96,14 @@ def artifacts(attempt: Attempt, summary: dict[str, Any]) -> dict[str, bytes]:
         f"{base}/stderr.log": read(attempt.files.stderr),
         f"{base}/log.txt": read(attempt.files.log),
         f"{base}/knowledge.md": read(attempt.files.knowledge),
-        f"{base}/attempt.json": (json.dumps(summary, indent=2) + "\n").encode(),
     }
     if attempt.parser.plan:
         files[f"{base}/plan.md"] = (attempt.parser.plan.rstrip() + "\n").encode()
     if attempt.files.result.exists():
         files[f"{base}/result.json"] = read(attempt.files.result)
+    files, summary["redactions"] = redact_files(files)  # counted here; the store redacts anyway
+    summary["diff"] = diffsig.signals(attempt.workdir, attempt.task_id)  # risk's diff signals
+    files[f"{base}/attempt.json"] = (json.dumps(summary, indent=2) + "\n").encode()
     return files
 
 

@@ -21,7 +21,7 @@ from coders.base import Coder, Command, RunSpec
 from supervisor import accounts
 from supervisor.config import Config
 from supervisor.model import Task
-from supervisor.run import environment, knowledge, triage, worktree
+from supervisor.run import environment, knowledge, sandbox, triage, worktree
 from supervisor.run.attempt import Attempt, live_files, write_json
 from supervisor.run.process import TOKEN_ENV, Processes, SpawnError, new_token
 from supervisor.store.store import Store
@@ -97,6 +97,12 @@ def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
     }
     for name in command.unset_env:
         env.pop(name, None)
+    if sandbox.wanted(config, task):  # bubblewrap around the agent
+        try:
+            rw = sandbox.writable(workdir, files.root, coder_name, spec.config_dir)
+            command.argv = sandbox.argv(command.argv, workdir, rw, config.sandbox_network)
+        except (sandbox.SandboxError, OSError) as exc:
+            raise LaunchError(str(exc)) from None
     return Prepared(attempt, prompt, command, env)
 
 

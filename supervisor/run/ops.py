@@ -78,7 +78,7 @@ def _write_ahead(store: Store, blobs: Collection[bytes]) -> None:
     if len(blobs) <= 1:  # nothing to overlap: the commit writes it
         return
     with ThreadPoolExecutor(min(WRITERS, len(blobs))) as pool:
-        written = pool.map(lambda data: store.git.write_object("blob", data), blobs)
+        written = pool.map(store.blob, blobs)
         list(written)  # a failed write raises here
 
 

@@ -27,6 +27,7 @@ from supervisor.run import adopt, decompose, ending, ownership, triage
 from supervisor.run.accounting import Book
 from supervisor.run.attempt import Attempt, live_dir, waiting_path, write_json
 from supervisor.run.dispatch import Fleet, Pick, choose, claim_op, today
+from supervisor.run.governor import Governor
 from supervisor.run.launch import LaunchError, start_all, try_prepare
 from supervisor.run.ops import Op, Parsed, TickReport, commit
 from supervisor.run.process import Processes
@@ -74,6 +75,7 @@ class Supervisor:
         self.parents = decompose.Parents(store)  # tasks waiting for their subtasks
         self._roles = RoleView()  # the store's roles folded into the configuration
         self._reactor = Reactor()  # [[on]] rules, review verdicts, gates
+        self.governor = Governor(store, self.actor)  # risk and quarantine
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -83,6 +85,7 @@ class Supervisor:
         snap = self.store.snapshot()
         self._load(snap)
         self.config = self._roles.apply(self.store, snap.commit, self.config)
+        self.governor.load(snap)
         ops: list[Op] = []
         if now >= self._adopt_at:  # at the first tick, then now and then: orphans are rare
             self._adopt(now, ops)
@@ -108,6 +111,8 @@ class Supervisor:
         with contextlib.suppress(FleetError):  # a rule that cannot apply waits for a fix
             self._reactor.tick(self.store, self.config, self._config_text or "", now)
         self._write_waiting()
+        self.governor.tick(self.config, self.running, now, report)
+        self.governor.tick(self.config, self.running, now, report)
         report.running = len(self.running)
         report.waiting = len(self.store.cache.ready(now, waiting=True))
         return report
@@ -238,6 +243,7 @@ class Supervisor:
     def _choose(self, snap: Snapshot, now: float) -> list[Pick]:
         day = today(self.store, self.config, self.running, self._spent, now)
         fleet = Fleet(self.config, self.running, self.book.states, day, os.environ, now)
+        fleet.quarantined = self.governor.quarantined
         picks, self.waiting = choose(snap, self.store.cache.ready(now, waiting=False), fleet)
         return picks
 

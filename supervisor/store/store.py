@@ -18,8 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from supervisor import redact
 from supervisor.errors import BadInput, Conflict, GitError, NotFound, StoreError
 from supervisor.model import Record, Task, check_id
+from supervisor.store import audit, signing
 from supervisor.store.cache import Cache
 from supervisor.store.flock import free as _free
 from supervisor.store.flock import locked as _locked
@@ -139,6 +141,8 @@ class Store:
         self.git_dir = home / ".git"
         self.git = Git(self.git_dir)
         self._cache: Cache | None = None
+        self._config_blob: str | None = None  # the config whose secrets `redact` knows
+        self._signing_key: Path | None = None  # `signing_key` of that config
 
     @classmethod
     def open(cls, home: Path | None = None) -> Store:
@@ -304,19 +308,65 @@ class Store:
         """Write the change's objects and move the ref; the new commit, or None if it moved."""
         if parent is None and FORMAT_PATH not in change.files:
             change.files[FORMAT_PATH] = format_file()  # the first commit says its format
-        ident = f"{actor.split('@')[0]} <{actor}>"
+        self.know_secrets(parent)
         files = change.files  # what every commit stores, small or bulk, is exactly this
-        if len(files) >= BULK_FILES:
+        for path, data in files.items():
+            if data is not None:  # secrets redacted; what is committed is what the cache learns
+                files[path] = redact.data(data)
+        ident = f"{actor.split('@')[0]} <{actor}>"
+        message = redact.text(change.message(actor))
+        when = int(time.time())
+        if len(files) >= BULK_FILES:  # (not signed: fast-import writes the commit itself)
             from supervisor.store.bulk import publish_bulk
 
-            return publish_bulk(self, parent, files, change.message(actor), ident)
+            commit = publish_bulk(self, parent, files, message, ident)
+            if commit is not None:
+                audit.record(self.home, commit, parent, self.git.trees.commit_tree(commit), when)
+            return commit
         with self.git.batch():  # the commit's objects are synced together, before the ref moves
             blobs: dict[str, str | None] = {}
             for path, data in files.items():
                 blobs[path] = None if data is None else self.git.write_object("blob", data)
             tree = self.git.write_tree(parent, blobs)
-            commit = self.git.commit(tree, parent, change.message(actor), ident, int(time.time()))
-            return commit if self.git.cas_ref(commit, parent) else None
+            if self._signing_key is not None:  # `signing_key`: an SSH signature in the commit
+                payload = signing.body(tree, parent, message, ident, when)
+                commit = self.git.write_object("commit", signing.sign(payload, self._signing_key))
+            else:
+                commit = self.git.commit(tree, parent, message, ident, when)
+            if not self.git.cas_ref(commit, parent):
+                return None
+        audit.record(self.home, commit, parent, tree, when)  # `fleet log --verify` reads it
+        return commit
+
+    def blob(self, data: bytes) -> str:
+        """Store file contents as a blob, secrets redacted (see `supervisor.redact`)."""
+        self.know_secrets(self.head())
+        return self.git.write_object("blob", redact.data(data))
+
+    def know_secrets(self, commit: str | None) -> None:
+        """Teach `redact` the secret values the configuration of `commit` names (once per
+        configuration: a supervisor's commit costs a lookup in a tree it has parsed)."""
+        sha = ""
+        if commit is not None:
+            root = self.git.trees.entries(self.git.trees.commit_tree(commit))
+            sha = root.get("config.toml", ("", ""))[1]
+        if sha == self._config_blob:
+            return
+        text = self._blob_text(sha) if sha else ""
+        redact.configured(text)
+        self._signing_key = signing.key_path(_setting(text, "signing_key")) if text else None
+        self._config_blob = sha
+
+    def _blob_text(self, sha: str) -> str:
+        """A blob's text, read in-process when it is loose (no git process for `bd create`)."""
+        import zlib
+
+        try:
+            raw = zlib.decompress((self.git.objects / sha[:2] / sha[2:]).read_bytes())
+            data = raw.split(b"\0", 1)[1]
+        except FileNotFoundError:
+            data = self.git.read(sha) or b""
+        return data.decode(errors="replace")
 
     def _after_lost_race(self, attempt: int) -> None:
         self.clear_dead_ref_locks()
@@ -417,6 +467,17 @@ def writers_turn(home: Path) -> Iterator[None]:
             yield
         finally:
             held.discard(home)
+
+
+def _setting(config_text: str, key: str) -> str:
+    """One top-level string setting of a config.toml text ("" when unset or unreadable)."""
+    import tomllib
+
+    try:
+        value = tomllib.loads(config_text).get(key, "")
+    except tomllib.TOMLDecodeError:
+        return ""
+    return value if isinstance(value, str) else ""
 
 
 def _rmtree(path: Path) -> None:

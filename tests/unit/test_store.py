@@ -353,7 +353,14 @@ def test_writes_never_touch_a_shared_index_or_work_tree(store: Store, home: Path
     for n in range(3):
         queue.create(store, new(f"Task {n}"))
     assert not (home / ".git" / "index").exists()
-    assert sorted(p.name for p in home.iterdir()) == [".git", "cache", "live", "logs", "tmp"]
+    assert sorted(p.name for p in home.iterdir()) == [
+        ".git",
+        "audit",
+        "cache",
+        "live",
+        "logs",
+        "tmp",
+    ]
     assert list((home / "tmp").glob("index-*")) == []  # each private index goes with its write
 
 
