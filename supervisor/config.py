@@ -84,6 +84,13 @@ class Config(BaseModel):
     budget_warning: float = Field(0.8, gt=0, le=1, description="fraction of a budget that warns")
     daily_max_cost: float | None = Field(None, gt=0, description="USD per UTC day, whole fleet")
     daily_max_tokens: int | None = Field(None, gt=0, description="tokens per UTC day, whole fleet")
+    # delivery: where a task's work goes (see docs/delivery.md)
+    deliver: Literal["merge", "branch", "none"] = Field(
+        "merge", description="merge (the merge queue), branch (left for you) or none"
+    )
+    check: str = Field("", description="the command a merge must pass, run in the merged tree")
+    check_seconds: float = Field(1800, gt=0, description="the check's time limit")
+    prune_merged: bool = Field(True, description="remove a task's worktree once it is merged")
 
 
 # Tables of named entries, and the model of each entry.

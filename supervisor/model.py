@@ -69,7 +69,11 @@ FLEET_FIELDS = (
     "max_tokens",
     "max_cost",
     "max_attempts",
+    "deliver",
+    "check",
+    "base_branch",
 )
+DELIVER_MODES = ("merge", "branch", "none")
 
 
 def now_iso() -> str:
@@ -239,11 +243,15 @@ class Task(Record):
         max_tokens: int | None = None,
         max_cost: float | None = None,
         max_attempts: int | None = None,
+        deliver: str = "",
+        check: str = "",
+        base_branch: str = "",
         status_reason: str = "",
         not_before: str = "",
         attempts: list[dict[str, Any]] | None = None,
         retry_base: int = 0,
         run: dict[str, Any] | None = None,
+        delivery: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
         self.id = id
@@ -275,12 +283,16 @@ class Task(Record):
         self.max_tokens = max_tokens
         self.max_cost = max_cost
         self.max_attempts = max_attempts
+        self.deliver = deliver  # merge, branch or none; "" for the configured default
+        self.check = check  # the command a merge must pass; "" for the configured one
+        self.base_branch = base_branch  # the branch checked out in cwd's repository at create
         # the supervisor's bookkeeping
         self.status_reason = status_reason  # why the task is blocked, or why it waits
         self.not_before = not_before  # a retry waits until then (backoff, rate-limit reset)
         self.attempts: list[dict[str, Any]] = [] if attempts is None else attempts  # summaries
         self.retry_base = retry_base  # attempts before this index no longer count (`fleet retry`)
         self.run = run  # the attempt running now: actor, pid, started_at, ...
+        self.delivery = delivery  # where its work stands: queued, merged, waiting, failures, ...
         self.extra: dict[str, Any] = {} if extra is None else extra  # beads fields not modeled
 
     def to_dict(self) -> dict[str, Any]:
@@ -313,6 +325,8 @@ class Task(Record):
             out["retry_base"] = self.retry_base
         if self.run is not None:
             out["run"] = self.run
+        if self.delivery is not None:
+            out["delivery"] = self.delivery
         out.update(self.extra)
         return out
 
@@ -333,6 +347,10 @@ class Task(Record):
             _set_str(task, data, name)
         for name in ("role", "account", "command", "status_reason", "not_before"):
             _set_str(task, data, name)
+        for name in ("deliver", "check", "base_branch"):
+            _set_str(task, data, name)
+        if task.deliver not in ("", *DELIVER_MODES):
+            raise ValueError(f"deliver {task.deliver!r} is not one of {', '.join(DELIVER_MODES)}")
         for name in ("created_at", "updated_at", "closed_at", "defer_until"):
             _set_time(task, data, name)
         status = data.get("status") or "open"
@@ -378,6 +396,10 @@ class Task(Record):
         if run is not None and not isinstance(run, dict):
             raise ValueError("run is not an object")
         task.run = run
+        delivery = data.get("delivery")
+        if delivery is not None and not isinstance(delivery, dict):
+            raise ValueError("delivery is not an object")
+        task.delivery = delivery
         task.extra = {k: v for k, v in data.items() if k not in known}
         return task
 

@@ -56,6 +56,8 @@ OPTIONS = (
     Option(("--max-tokens",), "max_tokens", "Token budget of the task.", "int", None, 1),
     Option(("--max-cost",), "max_cost", "Cost budget of the task, in USD.", "float", None),
     Option(("--max-attempts",), "max_attempts", "Tries before it is blocked.", "int", None, 1, 100),
+    Option(("--deliver",), "deliver", "Where its work goes: merge, branch or none."),
+    Option(("--check",), "check", "The command its merge must pass (e.g. 'make test')."),
     Option(("--json",), "as_json", "Print the whole record as JSON.", "flag", False),
 )
 _BY_FLAG = {flag: option for option in OPTIONS for flag in option.flags}

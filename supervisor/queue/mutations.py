@@ -11,6 +11,7 @@ from supervisor.errors import BadInput, NotFound
 from supervisor.graph import find_cycle
 from supervisor.model import (
     BLOCKING_TYPES,
+    DELIVER_MODES,
     DEP_TYPE_PATTERN,
     FLEET_STATUSES,
     KNOWN_DEP_TYPES,
@@ -25,6 +26,7 @@ from supervisor.model import (
     new_id,
     now_iso,
 )
+from supervisor.store.repo import head_branch
 from supervisor.store.store import Change, Snapshot, Store
 
 DEFAULT_PREFIX = "fl"
@@ -55,6 +57,8 @@ class NewTask(Record):
         max_tokens: int | None = None,
         max_cost: float | None = None,
         max_attempts: int | None = None,
+        deliver: str = "",
+        check: str = "",
     ) -> None:
         self.title = title
         self.description = description
@@ -76,6 +80,8 @@ class NewTask(Record):
         self.max_tokens = max_tokens
         self.max_cost = max_cost
         self.max_attempts = max_attempts
+        self.deliver = deliver  # merge, branch or none ("": the configured default)
+        self.check = check  # the command a merge must pass ("": the configured one)
 
 
 def parse_dep(spec: str) -> tuple[str, str]:
@@ -117,6 +123,15 @@ def check_limits(max_seconds: float | None, max_cost: float | None) -> None:
             )
 
 
+def check_deliver(deliver: str) -> str:
+    if deliver not in ("", *DELIVER_MODES):
+        raise BadInput(
+            f"--deliver {deliver!r} is not a delivery mode",
+            hint="use merge (the merge queue), branch (left for you) or none",
+        )
+    return deliver
+
+
 def _prefix(snap: Snapshot) -> str:
     prefix = snap.store.cache.id_prefix() or DEFAULT_PREFIX
     return prefix if PREFIX_PATTERN.match(prefix) else DEFAULT_PREFIX
@@ -135,6 +150,8 @@ def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
         )
     check_limits(new.max_seconds, new.max_cost)
     cwd = resolve_cwd(new.cwd)
+    check_deliver(new.deliver)
+    base_branch = head_branch(Path(cwd))
     wanted = [parse_dep(d) for d in new.deps if d.strip()]
     if new.parent:
         wanted.append((PARENT_TYPE, check_id(new.parent, "parent id")))
@@ -176,6 +193,9 @@ def create(store: Store, new: NewTask, actor: str | None = None) -> Task:
             max_tokens=new.max_tokens,
             max_cost=new.max_cost,
             max_attempts=new.max_attempts,
+            deliver=new.deliver,
+            check=new.check,
+            base_branch=base_branch,
         )
         change = Change(f"create {task_id}: {_short(title)}", "created")
         change.put(task)

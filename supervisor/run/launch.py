@@ -21,7 +21,7 @@ from coders.base import Coder, Command, RunSpec
 from supervisor import accounts
 from supervisor.config import Config
 from supervisor.model import Task
-from supervisor.run import knowledge, worktree
+from supervisor.run import knowledge, stack, worktree
 from supervisor.run.attempt import Attempt, live_files
 from supervisor.run.process import TOKEN_ENV, Processes, SpawnError, new_token
 from supervisor.store.store import Store
@@ -42,6 +42,7 @@ class Prepared:
     prompt: str  # the knowledge
     command: Command
     env: dict[str, str]
+    fresh: Path | None = None  # a worktree made for this attempt: removed if it cannot start
 
 
 def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
@@ -58,16 +59,20 @@ def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
         ) from None
     attempt = Attempt(task.id, n, coder, coder.parser(), files, now, checkpoint_at=now)
     attempt.model, attempt.account = str(run.get("model") or ""), str(run.get("account") or "")
+    entered = stack.Entered(Path(task.cwd))
     try:
-        workdir = _workdir(store, config, task)
+        entered = _workdir(store, config, task)
+        workdir = entered.workdir
         attempt.workdir = str(workdir)
-        prompt = knowledge.build(task, workdir, files.result, store.cache.get)
+        prompt = knowledge.build(task, workdir, files.result, store.cache.get, entered.notes)
         spec = run_spec(config, task, attempt, prompt, workdir, os.environ)
         attempt.parser, attempt.spec = coder.parser(spec), spec
         command = coder.command(spec)
     except SpawnError as exc:
+        stack.discard(entered.fresh)
         raise LaunchError(exc.reason) from None
     except (worktree.WorktreeError, ValueError, KeyError, OSError) as exc:
+        stack.discard(entered.fresh)
         raise LaunchError(str(exc)) from None
     env = {
         **agent_base_env(),
@@ -82,7 +87,7 @@ def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
     }
     for name in command.unset_env:
         env.pop(name, None)
-    return Prepared(attempt, prompt, command, env)
+    return Prepared(attempt, prompt, command, env, entered.fresh)
 
 
 def start_all(
@@ -116,8 +121,10 @@ def _start(processes: Processes, prepared: Prepared | LaunchError) -> Attempt | 
             files.rc,
         )
     except SpawnError as exc:
+        stack.discard(prepared.fresh)
         return LaunchError(exc.reason)
     except OSError as exc:
+        stack.discard(prepared.fresh)
         return LaunchError(str(exc))
     files.handle.write_text(json.dumps(attempt.handle.to_dict()))
     return attempt
@@ -133,14 +140,14 @@ def _write_files(files: Mapping[Path, str]) -> None:
                 path.write_text(text)
 
 
-def _workdir(store: Store, config: Config, task: Task) -> Path:
+def _workdir(store: Store, config: Config, task: Task) -> stack.Entered:
     cwd = Path(task.cwd) if task.cwd else None
     if cwd is None or not cwd.is_dir():
         hint = f"fleet bd update {task.id} --cwd DIR"
         raise SpawnError(f"the working directory {task.cwd or '(none)'} does not exist ({hint})")
     if config.isolation == "worktree":
-        return worktree.prepare(cwd, task.id, store.home / "worktrees")
-    return cwd
+        return stack.enter(task, cwd, store.home / "worktrees")
+    return stack.Entered(cwd)
 
 
 def run_spec(

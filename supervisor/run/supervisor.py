@@ -28,6 +28,7 @@ from supervisor import config as config_mod
 from supervisor.config import Config
 from supervisor.errors import FleetError
 from supervisor.model import Task, iso, parse_time
+from supervisor.run import delivery
 from supervisor.run.attempt import Attempt, live_files, run_dir
 from supervisor.run.dispatch import Fleet, Pick, choose, claim_op
 from supervisor.run.launch import LaunchError, Prepared, prepare, start_all
@@ -309,10 +310,15 @@ class Supervisor:
             self._ended.append(attempt.handle)
         ending = self._classify(attempt, code)
         record = self._record(attempt, ending, code, now)
+        work, diff = delivery.on_end(self.store, attempt, ending, self.actor)
+        if work:
+            record["work"] = work
         self._account_after(attempt, ending, now, ops)
         cost = budgets.cost(attempt.usage, self.config.prices)
         self._spent.append((attempt.account, attempt.usage, cost))
         files = _artifacts(attempt, record)
+        if diff:
+            files[f"{run_dir(attempt.task_id, attempt.n)}/diff.patch"] = diff
         config = self.config
 
         def change(task: Task) -> bool:
