@@ -22,7 +22,7 @@ from supervisor.run.attempt import Attempt
 from supervisor.run.outcome import Ending
 from supervisor.store.git import SAFE_CONFIG, clean_env, run_in
 from supervisor.store.repo import head_branch
-from supervisor.store.store import Store
+from supervisor.store.store import Store, user_actor
 
 DIFF_CAP = 256 * 1024  # bytes of diff kept in the store per attempt
 FALLBACK_EMAIL = "fleet@localhost"
@@ -229,9 +229,7 @@ def record_for(
     return work.record(), work.diff
 
 
-def on_end(
-    store: Store, attempt: Attempt, ending: Ending, actor: str
-) -> tuple[dict[str, Any], bytes]:
+def on_end(store: Store, attempt: Attempt, ending: Ending) -> tuple[dict[str, Any], bytes]:
     """Commit and describe an ended attempt's work: (its work record, its diff)."""
     task = store.cache.get(attempt.task_id)
     if task is None or not attempt.workdir:
@@ -244,4 +242,4 @@ def on_end(
     text = message(summary, task.id, attempt.n, attempt.coder.name, model)
     who = author(attempt.coder.name, model, attempt.account)
     base = task.base_branch or head_branch(Path(task.cwd)) if task.cwd else task.base_branch
-    return record_for(attempt.workdir, store.home / "worktrees", base, who, text, actor)
+    return record_for(attempt.workdir, store.home / "worktrees", base, who, text, user_actor())

@@ -28,7 +28,7 @@ from supervisor import config as config_mod
 from supervisor.config import Config
 from supervisor.errors import FleetError
 from supervisor.model import Task, iso, parse_time
-from supervisor.run import delivery
+from supervisor.run import delivery, merge
 from supervisor.run.attempt import Attempt, live_files, run_dir
 from supervisor.run.dispatch import Fleet, Pick, choose, claim_op
 from supervisor.run.launch import LaunchError, Prepared, prepare, start_all
@@ -76,6 +76,7 @@ class Supervisor:
         self._adopt_at = 0.0  # when to look for orphaned attempts next
         self._clear_at = 0.0  # when to look for what ended attempts left behind next
         self._tasks: tuple[str | None, dict[str, Task | None]] = (None, {})  # parsed, by commit
+        self.merges = merge.Queue(store, self.actor, background_stops)
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -94,6 +95,7 @@ class Supervisor:
         won = commit(self.store, self.actor, claims)
         report.claimed = [p.task.id for p in picks if p.task.id in won]
         ops += self._start(report.claimed, now, report)
+        ops += self.merges.step(snap.commit, self.config, now)
         self._cleanup_ended(ops, commit(self.store, self.actor, ops))
         self._clear_ended(now)
         self._write_waiting()
@@ -310,7 +312,7 @@ class Supervisor:
             self._ended.append(attempt.handle)
         ending = self._classify(attempt, code)
         record = self._record(attempt, ending, code, now)
-        work, diff = delivery.on_end(self.store, attempt, ending, self.actor)
+        work, diff = delivery.on_end(self.store, attempt, ending)
         if work:
             record["work"] = work
         self._account_after(attempt, ending, now, ops)
@@ -335,6 +337,7 @@ class Supervisor:
                 config.backoff_max_seconds,
                 self.rng,
             )
+            merge.on_close(task, config, now)
             if ending.outcome == Outcome.RATE_LIMITED and self._other_account(attempt, task):
                 task.not_before = ""
                 task.status_reason = (

@@ -263,6 +263,14 @@ class Cache:
         sql = "SELECT body FROM tasks WHERE updated_ts >= ?"
         return [json.loads(body) for (body,) in self.db.execute(sql, (ts,))]
 
+    def delivering(self) -> list[dict[str, Any]]:
+        """The JSON of every closed task whose work waits for the merge queue."""
+        sql = (
+            "SELECT body FROM tasks WHERE status='closed' AND instr(body, '\"queued\"') > 0"
+            " AND json_extract(body, '$.delivery.state') = 'queued'"
+        )
+        return [json.loads(body) for (body,) in self.db.execute(sql)]
+
     def count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM tasks").fetchone()[0])
 

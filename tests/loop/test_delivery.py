@@ -1,0 +1,231 @@
+"""Delivery in the loop: each attempt's work committed on `fleet/<id>`, recorded, stacked on
+its blockers, and merged onto the base branch by the merge queue (real git repositories; the
+agents are fake processes whose work the test writes into their worktrees)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from supervisor.run import merge
+from tests.support.rig import T0, Rig
+
+pytestmark = pytest.mark.loop
+
+
+def git(repo: Path, *args: str) -> str:
+    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def commit_file(repo: Path, name: str, text: str, message: str = "user change") -> None:
+    (repo / name).write_text(text)
+    git(repo, "add", name)
+    git(repo, "-c", "user.name=user", "-c", "user.email=u@x.invalid", "commit", "-qm", message)
+
+
+@pytest.fixture
+def repo_rig(rig: Rig, git_repo: Path) -> Rig:
+    rig.configure("isolation=worktree", "max_attempts=3")
+    git(git_repo, "config", "user.name", "the user")
+    git(git_repo, "config", "user.email", "user@example.invalid")
+    rig.work = git_repo
+    return rig
+
+
+def work(rig: Rig, task_id: str, files: dict[str, str], summary: str = "did it") -> None:
+    """The running agent of `task_id` writes `files` and finishes with a result."""
+    run = rig.run_of(task_id)
+    for name, text in files.items():
+        (run.cwd / name).parent.mkdir(parents=True, exist_ok=True)
+        (run.cwd / name).write_text(text)
+    rig.finish(task_id, result={"status": "done", "summary": summary})
+
+
+def settle(rig: Rig, ticks: int = 3) -> None:
+    for _ in range(ticks):
+        rig.tick(rig.now + 3)
+
+
+def test_attempt_work_is_committed_authored_by_the_agent_and_recorded(repo_rig: Rig) -> None:
+    rig = repo_rig
+    task_id = rig.task("write a", deliver="branch")
+    rig.tick(T0)
+    run = rig.run_of(task_id)
+    (run.cwd / ".gitignore").write_text("*.log\n")
+    (run.cwd / "debug.log").write_text("noise\n")
+    work(rig, task_id, {"a.txt": "a\n"}, "Wrote a.txt\n\nwith care")
+    rig.tick(T0 + 1)
+    task = rig.get(task_id)
+    assert task.status == "closed"
+    record = task.attempts[-1]["work"]
+    assert record["branch"] == f"fleet/{task_id}" and record["files"] == 2
+    assert {f["path"] for f in record["stat"]} == {".gitignore", "a.txt"}
+    assert record["added"] == 2 and not record["diff_cut"]
+    diff = rig.committed(task_id, 1, "diff.patch") or b""
+    assert b"+a\n" in diff and b"debug.log" not in diff
+    log = git(rig.work, "log", "-1", "--format=%an|%ae|%cn|%B", f"fleet/{task_id}")
+    author, email, committer, body = log.split("|", 3)
+    assert author == "scripted (m-7)" or author.startswith("shell")
+    assert email.endswith("@fleet.invalid") and committer == "the user"
+    assert body.startswith("Wrote a.txt\n\nwith care\n")
+    assert f"Fleet-Task: {task_id}" in body and "Fleet-Attempt: 1" in body
+    assert "Fleet-Coder: shell" in body and "Fleet-Model:" in body
+    assert (run.cwd / "debug.log").exists()  # ignored, and never deleted
+    assert task.delivery == {"state": "branch", "branch": f"fleet/{task_id}"}
+    assert git(rig.work, "log", "-1", "--format=%s", "main").strip() == "init"
+
+
+def knowledge_of(rig: Rig, task_id: str) -> str:
+    run = rig.run_of(task_id)
+    return Path(run.env["FLEET_RESULT_FILE"]).with_name("knowledge.md").read_text()
+
+
+def test_three_parallel_tasks_all_arrive_on_the_base_branch(repo_rig: Rig) -> None:
+    rig = repo_rig
+    ids = [rig.task(f"write {n}") for n in "abc"]
+    rig.tick(T0)
+    assert len(rig.fake.running()) == 3
+    for n, task_id in zip("abc", ids, strict=True):
+        work(rig, task_id, {f"{n}.txt": f"{n}\n"}, f"Wrote {n}.txt")
+    settle(rig, 5)
+    for n, task_id in zip("abc", ids, strict=True):
+        task = rig.get(task_id)
+        assert task.status == "closed", (task.status_reason, task.delivery)
+        assert task.delivery and task.delivery["state"] == "merged", task.delivery
+        assert git(rig.work, "show", f"main:{n}.txt") == f"{n}\n"
+        assert (rig.work / f"{n}.txt").read_text() == f"{n}\n"  # the user's tree, fast-forwarded
+    authors = git(rig.work, "log", "--format=%an", "main").split("\n")
+    assert sum(1 for a in authors if a.startswith("shell")) == 3
+    subjects = git(rig.work, "log", "--merges", "--format=%s", "main").splitlines()
+    assert len(subjects) == 3 and all(s.startswith("Merge fleet/") for s in subjects)
+    assert git(rig.work, "status", "--porcelain") == ""
+    events = rig.store.git.out("log", "--format=%B", "refs/heads/main")
+    assert events.count("Fleet-Event: merged") == 3
+    # merged work is pruned: no worktree, no branch
+    assert not list((rig.store.home / "worktrees").glob("repo-*/fl-*"))
+    assert git(rig.work, "branch", "--list", "fleet/*") == ""
+
+
+def test_same_line_conflict_reopens_with_the_conflict_then_merges(repo_rig: Rig) -> None:
+    rig = repo_rig
+    first, second = rig.task("one"), rig.task("two")
+    rig.tick(T0)
+    work(rig, first, {"README.md": "first\n"})
+    rig.tick(rig.now + 1)  # first closes and merges
+    work(rig, second, {"README.md": "second\n"})
+    settle(rig, 2)
+    assert rig.get(first).delivery["state"] == "merged"  # type: ignore[index]
+    task = rig.get(second)
+    assert task.status == "open" and task.delivery
+    assert task.delivery["state"] == "reopened" and "README.md" in task.delivery["handoff"]
+    assert "reopened by the merge queue" in task.status_reason
+    assert git(rig.work, "show", "main:README.md") == "first\n"
+    settle(rig, 1)
+    while not rig.runs_of(second)[1:]:
+        rig.tick(rig.now + 60)
+    run = rig.run_of(second)
+    text = knowledge_of(rig, second)
+    assert "Your work did not merge" in text and "conflicted in: README.md" in text
+    assert "conflict markers" in text
+    assert "<<<<<<<" in (run.cwd / "README.md").read_text()
+    work(rig, second, {"README.md": "first\nsecond\n"}, "resolved")
+    settle(rig, 3)
+    task = rig.get(second)
+    assert task.status == "closed" and task.delivery and task.delivery["state"] == "merged"
+    assert git(rig.work, "show", "main:README.md") == "first\nsecond\n"
+
+
+def test_failing_check_reopens_with_its_output_and_base_stays(repo_rig: Rig) -> None:
+    rig = repo_rig
+    before = git(rig.work, "rev-parse", "main")
+    task_id = rig.task(
+        "bad", check="echo checking; test -f good.txt || { echo no good.txt; exit 3; }"
+    )
+    rig.tick(T0)
+    work(rig, task_id, {"bad.txt": "x\n"})
+    settle(rig, 2)
+    task = rig.get(task_id)
+    assert git(rig.work, "rev-parse", "main") == before
+    assert task.status == "open" and task.delivery and task.delivery["state"] == "reopened"
+    assert "no good.txt" in task.delivery["handoff"] and "exit code 3" in task.delivery["handoff"]
+    while not rig.runs_of(task_id)[1:]:
+        rig.tick(rig.now + 60)
+    assert "no good.txt" in knowledge_of(rig, task_id)
+    work(rig, task_id, {"good.txt": "ok\n"})
+    settle(rig, 3)
+    assert rig.get(task_id).delivery["state"] == "merged"  # type: ignore[index]
+    assert git(rig.work, "show", "main:good.txt") == "ok\n"
+
+
+def test_red_check_after_max_attempts_blocks_with_the_reason(repo_rig: Rig) -> None:
+    rig = repo_rig
+    rig.configure("check=exit 1")
+    task_id = rig.task("never green", max_attempts=1)
+    rig.tick(T0)
+    work(rig, task_id, {"x.txt": "x\n"})
+    settle(rig, 2)
+    task = rig.get(task_id)
+    assert task.status == "blocked" and "its merge failed 1 times" in task.status_reason
+
+
+def test_dependent_starts_with_its_blockers_files_and_summary(repo_rig: Rig) -> None:
+    rig = repo_rig
+    blocker = rig.task("make lib", deliver="branch")
+    dependent = rig.task("use lib", deps=[blocker])
+    rig.tick(T0)
+    work(rig, blocker, {"lib.py": "X = 1\n"}, "Made lib.py")
+    settle(rig, 2)
+    run = rig.run_of(dependent)
+    assert (run.cwd / "lib.py").read_text() == "X = 1\n"
+    text = knowledge_of(rig, dependent)
+    assert "Made lib.py" in text and "- lib.py +1 -0" in text
+
+
+def test_dirty_user_tree_is_never_touched_and_the_merge_waits(repo_rig: Rig) -> None:
+    rig = repo_rig
+    (rig.work / "README.md").write_text("my edit, not committed\n")
+    task_id = rig.task("add file")
+    rig.tick(T0)
+    before = git(rig.work, "rev-parse", "main")
+    work(rig, task_id, {"new.txt": "new\n"})
+    settle(rig, 2)
+    task = rig.get(task_id)
+    assert task.status == "closed" and task.delivery and task.delivery["state"] == "queued"
+    assert "uncommitted changes" in task.delivery["waiting"]
+    assert "uncommitted changes" in merge.waiting(rig.store.home)[task_id]
+    assert git(rig.work, "rev-parse", "main") == before
+    assert (rig.work / "README.md").read_text() == "my edit, not committed\n"
+    assert not (rig.work / "new.txt").exists()
+    git(rig.work, "checkout", "README.md")  # the user cleans up
+    settle(rig, 2)
+    assert rig.get(task_id).delivery["state"] == "merged"  # type: ignore[index]
+    assert (rig.work / "new.txt").read_text() == "new\n"
+
+
+def test_base_not_checked_out_advances_by_ref(repo_rig: Rig) -> None:
+    rig = repo_rig
+    git(rig.work, "checkout", "-q", "-b", "topic")
+    task_id = rig.task("on topic")
+    git(rig.work, "checkout", "-q", "main")
+    rig.tick(T0)
+    work(rig, task_id, {"t.txt": "t\n"})
+    settle(rig, 2)
+    assert rig.get(task_id).delivery["state"] == "merged"  # type: ignore[index]
+    assert git(rig.work, "show", "topic:t.txt") == "t\n"
+    assert not (rig.work / "t.txt").exists()
+
+
+def test_retry_brings_a_stale_worktree_up_to_date(repo_rig: Rig) -> None:
+    rig = repo_rig
+    task_id = rig.task("flaky", deliver="branch")
+    rig.tick(T0)
+    rig.finish(task_id, code=1)
+    rig.tick(rig.now + 1)
+    commit_file(rig.work, "fix.txt", "merged by hand\n")
+    while not rig.runs_of(task_id)[1:]:
+        rig.tick(rig.now + 60)
+    assert (rig.run_of(task_id).cwd / "fix.txt").read_text() == "merged by hand\n"
