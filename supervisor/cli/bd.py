@@ -145,8 +145,11 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
     dependents = [
         {"id": i, "type": t, **_brief(store, i)} for i, t in store.cache.dependents(task.id)
     ]
+    from supervisor.cli import work
+
     if as_json:
-        emit_json({**task.to_dict(), "dependencies": deps, "dependents": dependents})
+        where = work.where(store, task)
+        emit_json({**task.to_dict(), "dependencies": deps, "dependents": dependents, **where})
         return
     lines = [
         f"{task.id}  {task.title}",
@@ -167,6 +170,7 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
     ):
         if getattr(task, name):
             lines.append(f"{name}: {getattr(task, name)}")
+    lines += work.lines(store, task)
     if task.labels:
         lines.append("labels: " + ", ".join(task.labels))
     lines.append(f"created: {task.created_at}   updated: {task.updated_at}")

@@ -33,6 +33,7 @@ COMMANDS = {
     "coders": "supervisor.cli.coders:coders",
     "accounts": "supervisor.cli.accounts:accounts",
     "usage": "supervisor.cli.accounts:usage",
+    "worktrees": "supervisor.cli.worktrees:worktrees",
 }
 
 

@@ -176,6 +176,7 @@ def _tasks_table(rows: list[dict[str, Any]]) -> str:
                 _count(r["tokens_in"]),
                 _count(r["tokens_out"]),
                 f"${r['cost_usd']:.2f}" if r["cost_usd"] else "",
+                f"{r['files']}f +{r['added']} -{r['deleted']}" if r.get("files") else "",
                 _cut(r["title"], 40),
                 r["cwd"],
                 _cut(r["why"], 70) if r["status"] != "in_progress" else "",
@@ -194,6 +195,7 @@ def _tasks_table(rows: list[dict[str, Any]]) -> str:
             "IN",
             "OUT",
             "COST",
+            "CHANGED",
             "TITLE",
             "CWD",
             "WHY",
@@ -225,14 +227,19 @@ def _cut(text: str, width: int) -> str:
 # -- fleet task ID ... ---------------------------------------------------------------------------
 
 
-@click.group()
+@click.group(invoke_without_command=True)
 @click.argument("task_id")
+@click.option("--json", "as_json", is_flag=True, help="With no subcommand: the task as JSON.")
 @click.pass_context
-def task(ctx: click.Context, task_id: str) -> None:
-    """One agent in depth: `fleet task ID log|plan|knowledge|result|usage|attempts`."""
+def task(ctx: click.Context, task_id: str, as_json: bool) -> None:
+    """One agent in depth: `fleet task ID [log|plan|knowledge|result|diff|merge|usage|attempts]`."""
     from supervisor.model import check_id
 
     ctx.obj = check_id(task_id)
+    if ctx.invoked_subcommand is None:
+        from supervisor.cli import work
+
+        work.show(ctx, task_id, as_json)
 
 
 def _attempt_opt(f: Any) -> Any:
@@ -303,6 +310,27 @@ def _artifact_command(name: str, filename: str, doc: str) -> None:
 _artifact_command("plan", "plan.md", "The plan the agent stated before acting.")
 _artifact_command("knowledge", "knowledge.md", "The exact context the agent was given.")
 _artifact_command("result", "result.json", "The result the agent wrote (JSON).")
+
+
+@task.command("diff")
+@_attempt_opt
+@click.option("--stat", is_flag=True, help="Files and lines changed, not the diff.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def task_diff(ctx: click.Context, n: int | None, stat: bool, as_json: bool) -> None:
+    """What the attempt changed on the task's branch (the diff recorded when it ended)."""
+    from supervisor.cli import work
+
+    work.diff(ctx, ctx.obj, n, stat, as_json)
+
+
+@task.command("merge")
+@click.pass_context
+def task_merge(ctx: click.Context) -> None:
+    """Merge the task's branch onto its base branch now (with the check, as the queue does)."""
+    from supervisor.cli import work
+
+    work.merge_now(ctx, ctx.obj)
 
 
 @task.command("usage")

@@ -38,6 +38,21 @@ def rows(store: Store, show_all: bool = False, now: float | None = None) -> list
         out.append(row(store, task, now))
         if task.status == "open" and task.id in waiting:
             out[-1]["why"] = waiting[task.id]
+    out += merging_rows(store, {r["id"] for r in out}, now)
+    return out
+
+
+def merging_rows(store: Store, shown: set[str], now: float) -> list[dict[str, Any]]:
+    """Closed tasks whose work waits for the merge queue, with where each stands."""
+    from supervisor.run.merge import waiting
+
+    line = waiting(store.home)
+    out = []
+    for body in store.cache.delivering():
+        task = Task.from_dict(body)
+        if task.id not in shown:
+            out.append(row(store, task, now))
+            out[-1]["why"] = line.get(task.id) or (task.delivery or {}).get("waiting") or "queued"
     return out
 
 
@@ -77,6 +92,21 @@ def row(store: Store, task: Task, now: float) -> dict[str, Any]:
         "cwd": task.cwd,
         "why": task.status_reason,
         "priority": task.priority,
+        **changed(task),
+    }
+
+
+def changed(task: Task) -> dict[str, Any]:
+    """Files and lines the task's last recorded work changed."""
+    work: dict[str, Any] = {}
+    for attempt in reversed(task.attempts):
+        if (attempt.get("work") or {}).get("head"):
+            work = attempt["work"]
+            break
+    return {
+        "files": int(work.get("files") or 0),
+        "added": int(work.get("added") or 0),
+        "deleted": int(work.get("deleted") or 0),
     }
 
 

@@ -350,10 +350,10 @@ def _done(task: Task, repo: Repo, base: str, commit: str, config: Config) -> Mer
     return Merged(task.id, "merged", commit=commit, base=base, pruned=pruned)
 
 
-def prune_task(repo: Repo, task_id: str, base: str) -> bool:
+def prune_task(repo: Repo, task_id: str, base: str, place: Path | None = None) -> bool:
     """Remove a task's worktree and branch once its branch is in `base` and its tree is clean.
     Anything not merged, or uncommitted, stays."""
-    place = repo.folder / task_id
+    place = place or repo.folder / task_id
     branch = f"refs/heads/fleet/{task_id}"
     if repo.git("merge-base", "--is-ancestor", branch, f"refs/heads/{base}").returncode != 0:
         return False

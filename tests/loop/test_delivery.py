@@ -4,8 +4,10 @@ agents are fake processes whose work the test writes into their worktrees)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -229,3 +231,112 @@ def test_retry_brings_a_stale_worktree_up_to_date(repo_rig: Rig) -> None:
     while not rig.runs_of(task_id)[1:]:
         rig.tick(rig.now + 60)
     assert (rig.run_of(task_id).cwd / "fix.txt").read_text() == "merged by hand\n"
+
+
+def test_setup_failure_leaves_no_branch_or_worktree(repo_rig: Rig) -> None:
+    rig = repo_rig
+    rig.fake.missing.add("/bin/sh")
+    ids = [rig.task(f"cannot start {n}") for n in range(3)]
+    rig.tick(T0)
+    for task_id in ids:
+        assert rig.get(task_id).status == "blocked"
+    assert not list((rig.store.home / "worktrees").glob("*/*"))
+    assert git(rig.work, "branch", "--list", "fleet/*") == ""
+
+
+def test_cli_names_the_branch_shows_the_diff_and_merges_on_demand(
+    repo_rig: Rig, fleet: Any, home: Path
+) -> None:
+    rig = repo_rig
+    task_id = rig.task("left on a branch", deliver="branch")
+    rig.tick(T0)
+    work(rig, task_id, {"b.txt": "one\ntwo\n"}, "Wrote b.txt")
+    rig.tick(rig.now + 1)
+    h = ("--home", str(home))
+    shown = fleet(*h, "task", task_id)
+    assert shown.code == 0
+    assert f"branch: fleet/{task_id}" in shown.out and "base branch: main" in shown.out
+    assert "worktree: " + str(home / "worktrees") in shown.out
+    assert "changed: 1 file +2 -0" in shown.out
+    as_json = json.loads(fleet(*h, "bd", "show", task_id, "--json").out)
+    assert as_json["branch"] == f"fleet/{task_id}" and as_json["worktree"].startswith(str(home))
+    stat = fleet(*h, "task", task_id, "diff", "--stat")
+    assert stat.code == 0 and " b.txt | +2 -0" in stat.out
+    patch = fleet(*h, "task", task_id, "diff", "--attempt", "1")
+    assert "+++ b/b.txt" in patch.out and "+two" in patch.out
+    data = json.loads(fleet(*h, "task", task_id, "diff", "--json").out)
+    assert data["files"] == 1 and data["branch"] == f"fleet/{task_id}" and "+one" in data["diff"]
+    listed = fleet(*h, "tasks", "--all")
+    assert "1f +2 -0" in listed.out
+    assert git(rig.work, "log", "-1", "--format=%s", "main").strip() == "init"
+    merged = fleet(*h, "task", task_id, "merge")
+    assert merged.code == 0 and f"merged fleet/{task_id} into main" in merged.out
+    assert (rig.work / "b.txt").read_text() == "one\ntwo\n"
+    assert rig.get(task_id).delivery["state"] == "merged"  # type: ignore[index]
+    again = fleet(*h, "task", task_id, "merge")
+    assert again.code == 0 and "already merged" in again.out
+    assert "merged" in rig.store.git.out("log", "-1", "--format=%B", "refs/heads/main")
+
+
+def test_cli_bad_inputs_change_nothing(repo_rig: Rig, fleet: Any, home: Path) -> None:
+    rig = repo_rig
+    task_id = rig.task("not run yet", deliver="branch")
+    h = ("--home", str(home))
+    head = rig.store.head()
+    merged = fleet(*h, "task", task_id, "merge")
+    assert merged.code == 2 and "only a closed task's work is merged" in merged.err
+    assert "hint:" in merged.err
+    nothing = fleet(*h, "task", task_id, "diff")
+    assert nothing.code == 2 and "has not run yet" in nothing.err
+    bad = fleet(*h, "bd", "create", "x", "--deliver", "somewhere", "--cwd", str(rig.work))
+    assert bad.code == 2 and "is not a delivery mode" in bad.err
+    assert rig.store.head() == head
+
+
+def test_merge_waiting_is_said_by_tasks_and_task(repo_rig: Rig, fleet: Any, home: Path) -> None:
+    rig = repo_rig
+    (rig.work / "README.md").write_text("dirty\n")
+    task_id = rig.task("wait for me")
+    rig.tick(T0)
+    work(rig, task_id, {"w.txt": "w\n"})
+    settle(rig, 2)
+    h = ("--home", str(home))
+    listed = fleet(*h, "tasks")
+    assert task_id in listed.out and "waits for" in listed.out
+    shown = fleet(*h, "task", task_id)
+    assert "merge: waits for" in shown.out and "uncommitted changes" in shown.out
+
+
+def test_worktrees_listing_and_prune_never_delete_unmerged_work(
+    repo_rig: Rig, fleet: Any, home: Path
+) -> None:
+    rig = repo_rig
+    unmerged = rig.task("has work", deliver="branch")
+    empty = rig.task("no change", deliver="branch")
+    dirty = rig.task("dirty later", deliver="branch")
+    rig.tick(T0)
+    work(rig, unmerged, {"u.txt": "u\n"})
+    rig.finish(empty, result={"status": "done", "summary": "nothing to do"})
+    rig.finish(dirty, result={"status": "done", "summary": "nothing"})
+    rig.tick(rig.now + 1)
+    dirty_place = next((home / "worktrees").glob(f"*/{dirty}"))
+    (dirty_place / "scratch.txt").write_text("someone's uncommitted file\n")
+    h = ("--home", str(home))
+    listing = json.loads(fleet(*h, "worktrees", "--json").out)
+    by_task = {p["task"]: p for p in listing}
+    assert by_task[unmerged]["ahead"] == 1 and not by_task[unmerged]["merged"]
+    assert by_task[empty]["merged"] and not by_task[empty]["dirty"]
+    assert by_task[dirty]["dirty"] and by_task[unmerged]["size"] > 0
+    table = fleet(*h, "worktrees")
+    assert "AHEAD/BEHIND" in table.out and f"fleet/{unmerged}" in table.out
+    dry = fleet(*h, "worktrees", "prune", "--dry-run")
+    assert f"would remove {by_task[empty]['path']}" in dry.out
+    assert (home / "worktrees").glob(f"*/{empty}")
+    pruned = fleet(*h, "worktrees", "prune")
+    assert pruned.code == 0 and f"removed {by_task[empty]['path']}" in pruned.out
+    assert "1 commit(s) not merged" in pruned.out and "uncommitted changes" in pruned.out
+    assert (Path(by_task[unmerged]["path"]) / "u.txt").exists()
+    assert (dirty_place / "scratch.txt").exists()
+    assert not Path(by_task[empty]["path"]).exists()
+    assert git(rig.work, "rev-parse", f"fleet/{unmerged}")
+    assert git(rig.work, "branch", "--list", f"fleet/{empty}") == ""
