@@ -492,4 +492,7 @@ def demo() -> None:
     click.echo((views.artifact(store, ship, 1, "log.txt") or b"").decode())
     click.echo(f"$ fleet task {ship.id} knowledge")
     click.echo((views.artifact(store, ship, 1, "knowledge.md") or b"").decode())
+    repo = store.home.parent / "repo"
+    click.echo(f"$ git -C {repo} log main   # where the work ended up: the agents' commits")
+    click.echo(demo_mod.base_log(store))
     click.echo(f"Explore it: export FLEET_HOME={store.home}; fleet tasks --all; fleet log")

@@ -43,6 +43,7 @@ class Work:
     diff: bytes = b""
     cut: bool = False  # the diff was longer than DIFF_CAP
     committed: str = ""  # the commit fleet made for the agent ("": nothing was left uncommitted)
+    since: str = ""  # the commit the diff starts from (the attempt's start, else `base`)
 
     def record(self) -> dict[str, Any]:
         added = sum(int(f["added"] or 0) for f in self.files)
@@ -52,6 +53,7 @@ class Work:
             "base": self.base,
             "head": self.head,
             "commit": self.committed,
+            "since": self.since,
             "files": len(self.files),
             "added": added,
             "deleted": deleted,
@@ -134,6 +136,7 @@ def commit_work(
     base_ref: str,
     who: dict[str, str],
     text: str,
+    start: str = "",
 ) -> Work:
     """Commit what is left uncommitted in the worktree at `root` on `branch`, then describe
     the branch against `base_ref` (the base branch, or the commit the branch started from)."""
@@ -147,14 +150,20 @@ def commit_work(
     if run_in(root, "diff", "--cached", "--quiet").returncode != 0 or _merging(root):
         git(root, "commit", "--quiet", "--no-verify", "-F", "-", env=who, input_text=text)
         made = git(root, "rev-parse", "HEAD").strip()
-    return describe(root, branch, base_ref, made)
+    return describe(root, branch, base_ref, made, start)
 
 
-def describe(root: Path, branch: str, base_ref: str, made: str = "") -> Work:
+def describe(root: Path, branch: str, base_ref: str, made: str = "", start: str = "") -> Work:
+    """The branch against its base; the diff and its stat from `start` (the commit the attempt
+    started from: its own work, without what was merged in from the base or the blockers),
+    else from where the branch left the base."""
     head = git(root, "rev-parse", f"refs/heads/{branch}").strip()
     base = merge_base(root, base_ref, head) or head
+    since = base
+    if start and run_in(root, "merge-base", "--is-ancestor", start, head).returncode == 0:
+        since = start
     files = []
-    for line in git(root, "diff", "--numstat", "-z", "--no-renames", base, head).split("\0"):
+    for line in git(root, "diff", "--numstat", "-z", "--no-renames", since, head).split("\0"):
         if not line.strip():
             continue
         added, deleted, path = line.split("\t", 2)
@@ -165,11 +174,11 @@ def describe(root: Path, branch: str, base_ref: str, made: str = "") -> Work:
                 "deleted": None if deleted == "-" else int(deleted),
             }
         )
-    diff = _diff(root, base, head)
+    diff = _diff(root, since, head)
     cut = len(diff) > DIFF_CAP
     if cut:
         diff = diff[:DIFF_CAP] + f"\n[diff cut at {DIFF_CAP} bytes]\n".encode()
-    return Work(branch, base, head, files, diff, cut, made)
+    return Work(branch, base, head, files, diff, cut, made, since)
 
 
 def merge_base(root: Path, one: str, other: str) -> str:
@@ -210,6 +219,7 @@ def record_for(
     who: dict[str, str],
     text: str,
     fallback_actor: str,
+    start: str = "",
 ) -> tuple[dict[str, Any], bytes]:
     """Commit and describe an attempt's work: its record and its diff, or ({}, b"") when the
     attempt ran outside fleet's worktrees. A git failure is recorded, never raised: the work
@@ -223,7 +233,7 @@ def record_for(
         if run_in(root, "rev-parse", "--verify", "--quiet", base_ref).returncode:
             base_ref = f"refs/heads/{branch}"  # the base branch is gone: describe no range
         env = {**committer(root, fallback_actor), **who}
-        work = commit_work(root, branch, base_ref, env, text)
+        work = commit_work(root, branch, base_ref, env, text, start)
     except (DeliveryError, OSError, ValueError) as exc:
         return {"branch": branch, "error": str(exc)}, b""
     return work.record(), work.diff
@@ -242,4 +252,9 @@ def on_end(store: Store, attempt: Attempt, ending: Ending) -> tuple[dict[str, An
     text = message(summary, task.id, attempt.n, attempt.coder.name, model)
     who = author(attempt.coder.name, model, attempt.account)
     base = task.base_branch or head_branch(Path(task.cwd)) if task.cwd else task.base_branch
-    return record_for(attempt.workdir, store.home / "worktrees", base, who, text, user_actor())
+    try:
+        start = (attempt.files.root / "start").read_text().strip()
+    except OSError:
+        start = ""
+    home = store.home
+    return record_for(attempt.workdir, home / "worktrees", base, who, text, user_actor(), start)

@@ -43,6 +43,7 @@ class Prepared:
     command: Command
     env: dict[str, str]
     fresh: Path | None = None  # a worktree made for this attempt: removed if it cannot start
+    start: str = ""  # the commit its branch is at when the agent starts
 
 
 def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
@@ -87,7 +88,7 @@ def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
     }
     for name in command.unset_env:
         env.pop(name, None)
-    return Prepared(attempt, prompt, command, env, entered.fresh)
+    return Prepared(attempt, prompt, command, env, entered.fresh, entered.start)
 
 
 def start_all(
@@ -111,6 +112,8 @@ def _start(processes: Processes, prepared: Prepared | LaunchError) -> Attempt | 
     (files.root / "tmp").mkdir(parents=True)
     try:
         files.knowledge.write_text(prepared.prompt, encoding="utf-8")
+        if prepared.start:
+            (files.root / "start").write_text(prepared.start)
         _write_files(prepared.command.files)
         attempt.handle = processes.spawn(
             prepared.command.argv,

@@ -414,11 +414,18 @@ class Queue:
     def step(self, commit: str | None, config: Config, now: float) -> list[Op]:
         """Ops for the merges that ended since the last step; start the next ones."""
         ops = self._drain(now, config)
-        if (commit or "") != self.seen or now >= self.look_at or ops:
+        if ops:  # their tasks are still queued until these ops are committed: look next time
+            self.look_at = 0.0
+            return ops
+        if (commit or "") != self.seen or now >= self.look_at:
             self.seen, self.look_at = commit or "", now + LOOK_EVERY
             self._look(config)
             ops += self._drain(now, config)  # merges run in the loop's thread (tests)
         return ops
+
+    def pending(self) -> int:
+        """Tasks queued or merging, as of the last look."""
+        return len(self.line) + len(self.busy)
 
     def _drain(self, now: float, config: Config) -> list[Op]:
         with self.lock:

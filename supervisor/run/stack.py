@@ -26,6 +26,7 @@ class Entered:
     workdir: Path
     notes: list[str] = field(default_factory=list)
     fresh: Path | None = None  # the worktree this attempt created (removed if setup fails)
+    start: str = ""  # the branch's commit when the agent starts: its work is measured from it
 
 
 def base_of(task: Task) -> str:
@@ -47,6 +48,8 @@ def enter(task: Task, cwd: Path, worktrees: Path) -> Entered:
     sources = [f"refs/heads/{base}"] if base else []
     sources += [f"refs/heads/fleet/{b}" for b in task.blockers()]
     entered.notes = update(place, sources)
+    head = run_in(place, "rev-parse", "HEAD")
+    entered.start = head.stdout.decode().strip() if head.returncode == 0 else ""
     return entered
 
 

@@ -101,6 +101,7 @@ class Supervisor:
         self._write_waiting()
         report.running = len(self.running)
         report.waiting = len(self.store.cache.ready(now, waiting=True))
+        report.merging = self.merges.pending()
         return report
 
     def _load(self, snap: Snapshot) -> None:

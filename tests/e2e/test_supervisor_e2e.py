@@ -493,6 +493,11 @@ def test_demo_runs_without_any_agent_cli(tmp_path: Path, monkeypatch: pytest.Mon
     assert len(re.findall(r"^fl-\w+ +closed ", out, re.M)) == 5
     assert re.search(r"^  #1 failure the command exited with 1$", out, re.M)
     assert re.search(r"^\$ fleet task fl-\w+ log$", out, re.M)
-    assert re.search(r"^\d\d:\d\d:\d\d each task worked on its own branch:$", out, re.M)
+    assert re.search(r"^\d\d:\d\d:\d\d this branch starts with the work", out, re.M)
+    assert re.search(r"^\d\d:\d\d:\d\d main\.py$", out, re.M)  # a blocker's file
+    tail = out[out.index(" log main   # where the work ended up") :]
+    assert len(re.findall(r"Merge fleet/fl-\w+: ", tail)) >= 4  # setup changed nothing
+    for summary in ("main.py prints 42", "README.md written", "VERSION written; shipped"):
+        assert re.search(rf"^\w+  shell +{summary}$", tail, re.M)
     assert re.search(r"^\$ fleet task fl-\w+ knowledge\n# Task fl-\w+: Ship it$", out, re.M)
     assert "## What the tasks this one depends on produced" in out
