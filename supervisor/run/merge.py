@@ -189,6 +189,7 @@ def merge_one(task: Task, home: Path, config: Config, actor: str) -> Merged:
         return Merged(task.id, "error", f"cannot merge: {why} (recorded at create)")
     with turn(repo):
         finish_journal(repo)
+        stop_stale_check(repo.merges / "check.json")
         return _merge(task, repo, base, home, config, actor)
 
 
@@ -229,7 +230,7 @@ def _merge(task: Task, repo: Repo, base: str, home: Path, config: Config, actor:
     new = delivery.git(scratch, "rev-parse", "HEAD").strip()
     command = task.check or config.check
     if command:
-        ok, output = run_check(command, scratch, task.id, config.check_seconds)
+        ok, output = run_check(command, scratch, task.id, config.check_seconds, repo.merges)
         if not ok:
             return Merged(
                 task.id,
@@ -264,9 +265,16 @@ def _scratch(repo: Repo, at: str) -> Path:
     return scratch
 
 
-def run_check(command: str, where: Path, task_id: str, limit: float) -> tuple[bool, str]:
-    """Run the check in its own session; (passed, the end of its output)."""
+def run_check(
+    command: str, where: Path, task_id: str, limit: float, state: Path | None = None
+) -> tuple[bool, str]:
+    """Run the check in its own session; (passed, the end of its output). Its process is
+    recorded in `state/check.json` while it runs, so that a check a killed supervisor left
+    running is stopped before the next one uses the scratch tree."""
     env = clean_env({"FLEET_TASK_ID": task_id, "FLEET_CHECK": "1"})
+    record = state / "check.json" if state else None
+    if record is not None:
+        stop_stale_check(record)
     with subprocess.Popen(
         ["/bin/sh", "-c", command],
         cwd=where,
@@ -276,15 +284,50 @@ def run_check(command: str, where: Path, task_id: str, limit: float) -> tuple[bo
         env=env,
         start_new_session=True,
     ) as proc:
+        if record is not None:
+            _record_check(record, proc.pid)
         try:
             out, _ = proc.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             out, _ = proc.communicate()
             return False, _tail(out) + f"\n[stopped after {limit:g} s]"
+        finally:
+            if record is not None:
+                record.unlink(missing_ok=True)
     return proc.returncode == 0, _tail(out) + (
         "" if proc.returncode == 0 else f"\n[exit code {proc.returncode}]"
     )
+
+
+def _record_check(record: Path, pid: int) -> None:
+    import psutil
+
+    try:
+        started = psutil.Process(pid).create_time()
+    except psutil.Error:
+        return
+    record.write_text(json.dumps({"pid": pid, "create_time": started}))
+
+
+def stop_stale_check(record: Path) -> bool:
+    """Stop the check a killed supervisor left running: the process recorded in `record`, if
+    it is still the one fleet started (same pid and start time), with its whole session."""
+    import psutil
+
+    try:
+        data = json.loads(record.read_text())
+        pid, started = int(data["pid"]), float(data["create_time"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    record.unlink(missing_ok=True)
+    try:
+        if abs(psutil.Process(pid).create_time() - started) > 0.01:
+            return False
+        os.killpg(pid, 9)  # the check runs in a session of its own: its group is its pid
+    except (psutil.Error, ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _tail(data: bytes) -> str:
