@@ -15,13 +15,14 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import coders
 from coders.base import Coder, Command, RunSpec
 from supervisor import accounts
 from supervisor.config import Config
 from supervisor.model import Task
-from supervisor.run import knowledge, stack, worktree
+from supervisor.run import knowledge, resume, stack, worktree
 from supervisor.run.attempt import Attempt, live_files
 from supervisor.run.process import TOKEN_ENV, Processes, SpawnError, new_token
 from supervisor.store.store import Store
@@ -44,6 +45,7 @@ class Prepared:
     env: dict[str, str]
     fresh: Path | None = None  # a worktree made for this attempt: removed if it cannot start
     start: str = ""  # the commit its branch is at when the agent starts
+    resumed: dict[str, Any] | None = None  # the session it resumes, and why
 
 
 def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
@@ -65,8 +67,13 @@ def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
         entered = _workdir(store, config, task)
         workdir = entered.workdir
         attempt.workdir = str(workdir)
-        prompt = knowledge.build(task, workdir, files.result, store.cache.get, entered.notes)
+        resumed = resume.plan(task, coder.name, attempt.account)
+        if resumed:
+            prompt = resume.prompt(resumed, task, files.result, entered.notes)
+        else:
+            prompt = knowledge.build(task, workdir, files.result, store.cache.get, entered.notes)
         spec = run_spec(config, task, attempt, prompt, workdir, os.environ)
+        spec.resume_session = resumed["session"] if resumed else ""
         attempt.parser, attempt.spec = coder.parser(spec), spec
         command = coder.command(spec)
     except SpawnError as exc:
@@ -88,7 +95,7 @@ def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
     }
     for name in command.unset_env:
         env.pop(name, None)
-    return Prepared(attempt, prompt, command, env, entered.fresh, entered.start)
+    return Prepared(attempt, prompt, command, env, entered.fresh, entered.start, resumed)
 
 
 def start_all(
@@ -114,6 +121,8 @@ def _start(processes: Processes, prepared: Prepared | LaunchError) -> Attempt | 
         files.knowledge.write_text(prepared.prompt, encoding="utf-8")
         if prepared.start:
             (files.root / "start").write_text(prepared.start)
+        if prepared.resumed:
+            resume.write(files.root, prepared.resumed)
         _write_files(prepared.command.files)
         attempt.handle = processes.spawn(
             prepared.command.argv,

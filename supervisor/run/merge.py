@@ -38,6 +38,7 @@ from supervisor.model import Task, iso
 from supervisor.run import delivery, worktree
 from supervisor.run.ops import Op
 from supervisor.run.stack import base_of
+from supervisor.run.status import move
 from supervisor.store.git import clean_env, run_in
 from supervisor.store.repo import git_dir
 from supervisor.store.store import Store, user_actor
@@ -109,20 +110,17 @@ def settle(task: Task, done: Merged, now: float, max_attempts: int) -> bool:
     first = done.text.strip().splitlines()[0] if done.text.strip() else done.kind
     state.pop("waiting", None)
     task.delivery = {**state, "failures": failures, "handoff": done.text}
-    task.updated_at = iso(now)
-    task.closed_at = ""
     if done.kind == "error" or failures >= max_attempts:
         task.delivery["state"] = "blocked"
-        task.status = "blocked"
-        task.status_reason = (
+        why = (
             f"delivery failed: {first}"
             if done.kind == "error"
             else f"its merge failed {failures} times; the last: {first}"
         )
+        move(task, "blocked", why, now)
         return True
     task.delivery["state"] = "reopened"
-    task.status, task.close_reason = "open", ""
-    task.status_reason = f"reopened by the merge queue: {first}"
+    move(task, "open", f"reopened by the merge queue: {first}", now)
     return True
 
 

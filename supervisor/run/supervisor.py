@@ -28,7 +28,7 @@ from supervisor import config as config_mod
 from supervisor.config import Config
 from supervisor.errors import FleetError
 from supervisor.model import Task, iso, parse_time
-from supervisor.run import delivery, merge
+from supervisor.run import delivery, merge, resume
 from supervisor.run.attempt import Attempt, live_files, run_dir
 from supervisor.run.dispatch import Fleet, Pick, choose, claim_op
 from supervisor.run.launch import LaunchError, Prepared, prepare, start_all
@@ -316,6 +316,7 @@ class Supervisor:
         work, diff = delivery.on_end(self.store, attempt, ending)
         if work:
             record["work"] = work
+        resume.on_end(attempt, ending, record)
         self._account_after(attempt, ending, now, ops)
         cost = budgets.cost(attempt.usage, self.config.prices)
         self._spent.append((attempt.account, attempt.usage, cost))
@@ -328,6 +329,8 @@ class Supervisor:
             if (task.run or {}).get("attempt") != attempt.n:
                 return False
             limit = task.max_attempts or config.max_attempts
+            if resume.settle(task, record, now):
+                return True
             apply(
                 task,
                 ending,
