@@ -464,8 +464,12 @@ class Queue:
             ops += self._drain(now, config)  # merges run in the loop's thread (tests)
         return ops
 
-    def pending(self) -> int:
-        """Tasks queued or merging, as of the last look."""
+    def pending(self, ended: bool = False) -> int:
+        """Tasks queued or merging, as of the last look; after attempts ended (their tasks may
+        have just been queued), as the store says now."""
+        if ended:
+            self.look_at = 0.0
+            return len(self.store.cache.delivering()) + len(self.busy)
         return len(self.line) + len(self.busy)
 
     def _drain(self, now: float, config: Config) -> list[Op]:

@@ -31,8 +31,9 @@ NO_RESULT = "the agent finished without writing its result file"
 STOPPED = "stopped with the supervisor"
 
 NUDGE = (
-    "You stopped without writing your result file. Do not start over and change nothing more "
-    "unless it is needed: write your result now, as one JSON object\n{shape}\nto: {path}"
+    "You stopped without writing your result file. Do not start over, and change nothing more "
+    "unless it is needed. Write your result now, as one JSON object:\n{shape}\n"
+    "Write your result as JSON to: {path}"
 )
 CONTINUE = (
     "Your previous turn ended: {why}. Continue the task where you left off (your working "
