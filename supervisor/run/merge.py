@@ -71,7 +71,11 @@ def on_close(task: Task, config: Config, now: float) -> None:
     work = next((a.get("work") for a in reversed(task.attempts) if a.get("work")), None)
     if not work or not work.get("head") or work.get("error"):
         return
-    kept = {k: v for k, v in (task.delivery or {}).items() if k in ("failures",)}
+    state = task.delivery or {}
+    same_round = int(state.get("retry_base") or 0) == task.retry_base  # `fleet retry` resets
+    kept = {"failures": state["failures"]} if same_round and state.get("failures") else {}
+    if task.retry_base:
+        kept["retry_base"] = task.retry_base
     how = mode(task, config)
     branch = str(work.get("branch") or f"fleet/{task.id}")
     if how == "merge":
@@ -106,6 +110,8 @@ def settle(task: Task, done: Merged, now: float, max_attempts: int) -> bool:
         return True
     if done.kind not in ("conflict", "red", "error") or task.status != "closed":
         return False
+    if int(state.get("retry_base") or 0) != task.retry_base:
+        state["failures"] = 0
     failures = int(state.get("failures") or 0) + 1
     first = done.text.strip().splitlines()[0] if done.text.strip() else done.kind
     state.pop("waiting", None)

@@ -340,3 +340,41 @@ def test_worktrees_listing_and_prune_never_delete_unmerged_work(
     assert not Path(by_task[empty]["path"]).exists()
     assert git(rig.work, "rev-parse", f"fleet/{unmerged}")
     assert git(rig.work, "branch", "--list", f"fleet/{empty}") == ""
+
+
+def test_the_agents_own_commits_are_kept_as_made(repo_rig: Rig) -> None:
+    rig = repo_rig
+    task_id = rig.task("commits itself", deliver="branch")
+    rig.tick(T0)
+    run = rig.run_of(task_id)
+    (run.cwd / "own.txt").write_text("own\n")
+    git(run.cwd, "add", "own.txt")
+    git(run.cwd, "-c", "user.name=agent self", "-c", "user.email=a@x", "commit", "-qm", "mine")
+    own = git(run.cwd, "rev-parse", "HEAD").strip()
+    work(rig, task_id, {"left.txt": "left over\n"}, "finished")
+    rig.tick(rig.now + 1)
+    log = git(rig.work, "log", "--format=%H %an %s", f"fleet/{task_id}").splitlines()
+    assert log[1] == f"{own} agent self mine"  # untouched
+    assert log[0].endswith(" finished") and " shell " in log[0]
+    record = rig.get(task_id).attempts[-1]["work"]
+    assert {f["path"] for f in record["stat"]} == {"own.txt", "left.txt"}
+
+
+def test_retry_after_blocked_merges_starts_a_fresh_count(repo_rig: Rig, fleet: Any) -> None:
+    rig = repo_rig
+    rig.configure("check=exit 1")
+    task_id = rig.task("red", max_attempts=1)
+    rig.tick(T0)
+    work(rig, task_id, {"r.txt": "r\n"})
+    settle(rig, 2)
+    assert rig.get(task_id).status == "blocked"
+    code = fleet("--home", str(rig.store.home), "retry", task_id).code
+    assert code == 0
+    next_start = len(rig.runs_of(task_id)) + 1
+    while len(rig.runs_of(task_id)) < next_start:
+        rig.tick(rig.now + 60)
+    rig.configure("check=exit 0")
+    work(rig, task_id, {"r.txt": "r2\n"})
+    settle(rig, 3)
+    task = rig.get(task_id)
+    assert task.delivery and task.delivery["state"] == "merged", (task.status_reason, task.delivery)
