@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supervisor.run.attempt import Attempt
+from supervisor.run.attempt import Attempt, run_dir
 from supervisor.run.outcome import Ending
 from supervisor.store.git import SAFE_CONFIG, clean_env, run_in
 from supervisor.store.repo import head_branch
@@ -239,7 +239,21 @@ def record_for(
     return work.record(), work.diff
 
 
-def on_end(store: Store, attempt: Attempt, ending: Ending) -> tuple[dict[str, Any], bytes]:
+def on_end(
+    store: Store, attempt: Attempt, ending: Ending, record: dict[str, Any]
+) -> dict[str, bytes]:
+    """An attempt ended: commit its work on its branch and note it on its record (`work`, and
+    what a resumed session or a missing result means); the files to store with the record."""
+    from supervisor.run import resume
+
+    resume.on_end(attempt, ending, record)
+    work, diff = commit_attempt(store, attempt, ending)
+    if work:
+        record["work"] = work
+    return {f"{run_dir(attempt.task_id, attempt.n)}/diff.patch": diff} if diff else {}
+
+
+def commit_attempt(store: Store, attempt: Attempt, ending: Ending) -> tuple[dict[str, Any], bytes]:
     """Commit and describe an ended attempt's work: (its work record, its diff)."""
     task = store.cache.get(attempt.task_id)
     if task is None or not attempt.workdir:

@@ -313,16 +313,11 @@ class Supervisor:
             self._ended.append(attempt.handle)
         ending = self._classify(attempt, code)
         record = self._record(attempt, ending, code, now)
-        work, diff = delivery.on_end(self.store, attempt, ending)
-        if work:
-            record["work"] = work
-        resume.on_end(attempt, ending, record)
+        delivered = delivery.on_end(self.store, attempt, ending, record)  # its work, its diff
         self._account_after(attempt, ending, now, ops)
         cost = budgets.cost(attempt.usage, self.config.prices)
         self._spent.append((attempt.account, attempt.usage, cost))
-        files = _artifacts(attempt, record)
-        if diff:
-            files[f"{run_dir(attempt.task_id, attempt.n)}/diff.patch"] = diff
+        files = _artifacts(attempt, record) | delivered
         config = self.config
 
         def change(task: Task) -> bool:
