@@ -46,11 +46,11 @@ def merging_rows(store: Store, shown: set[str], now: float) -> list[dict[str, An
     """Closed tasks whose work waits for the merge queue, with where each stands."""
     from supervisor.run.merge import waiting
 
-    line = waiting(store.home)
-    out = []
-    for body in store.cache.delivering():
-        task = Task.from_dict(body)
-        if task.id not in shown:
+    line = waiting(store.home)  # the running supervisor's queue (a query over every closed
+    out = []  # task would cost `fleet tasks` its budget at 100,000 tasks)
+    for task_id in sorted(set(line) - shown):
+        task = store.cache.get(task_id)
+        if task is not None and (task.delivery or {}).get("state") == "queued":
             out.append(row(store, task, now))
             out[-1]["why"] = line.get(task.id) or (task.delivery or {}).get("waiting") or "queued"
     return out

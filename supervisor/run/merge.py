@@ -45,6 +45,7 @@ from supervisor.store.store import Store, user_actor
 
 OUTPUT_CAP = 16 * 1024  # bytes of a check's output kept in the handoff (its end)
 LOOK_EVERY = 2.0  # seconds between two looks at a queue that waits (a dirty tree)
+RESCAN_EVERY = 600.0  # seconds between two reads of the whole queue from the store
 
 
 @dataclass
@@ -457,6 +458,8 @@ class Queue:
         self.seen = ""  # the commit last looked at
         self.look_at = 0.0
         self.line: dict[str, str] = {}  # task id -> where it stands, for `fleet tasks`
+        self.known: set[str] = set()  # tasks that may be queued: the queue, read incrementally
+        self.rescan_at = 0.0  # when to read the whole queue from the store again
 
     def step(self, commit: str | None, config: Config, now: float) -> list[Op]:
         """Ops for the merges that ended since the last step; start the next ones."""
@@ -466,17 +469,17 @@ class Queue:
             return ops
         if (commit or "") != self.seen or now >= self.look_at:
             self.seen, self.look_at = commit or "", now + LOOK_EVERY
-            self._look(config)
+            self._look(config, now)
             ops += self._drain(now, config)  # merges run in the loop's thread (tests)
         return ops
 
-    def pending(self, ended: bool = False) -> int:
-        """Tasks queued or merging, as of the last look; after attempts ended (their tasks may
-        have just been queued), as the store says now."""
+    def pending(self, ended: list[str] | None = None) -> int:
+        """Tasks queued or merging. `ended`: tasks whose attempts just ended (each may have just
+        been queued; the next look tells)."""
         if ended:
+            self.known.update(ended)
             self.look_at = 0.0
-            return len(self.store.cache.delivering()) + len(self.busy)
-        return len(self.line) + len(self.busy)
+        return len(self.known | set(self.busy.values()))
 
     def _drain(self, now: float, config: Config) -> list[Op]:
         with self.lock:
@@ -494,8 +497,24 @@ class Queue:
         self._show(line)
         return [settle_op(d, now, config) for d in done if d.kind != "moved"]
 
-    def _look(self, config: Config) -> None:
-        queued = [Task.from_dict(b) for b in self.store.cache.delivering()]
+    def _look(self, config: Config, now: float) -> None:
+        """Start the oldest queued merge of each repository that has none under way. The queue
+        is read whole from the store at the start and every RESCAN_EVERY seconds (one query over
+        the closed tasks); in between, only the tasks whose attempts ended are looked at."""
+        if now >= self.rescan_at:
+            self.rescan_at = now + RESCAN_EVERY
+            self.known = {str(b["id"]) for b in self.store.cache.delivering()}
+        queued = []
+        for task_id in sorted(self.known):
+            task = self.store.cache.get(task_id)
+            if (
+                task is None
+                or task.status != "closed"
+                or (task.delivery or {}).get("state") != "queued"
+            ):
+                self.known.discard(task_id)
+                continue
+            queued.append(task)
         queued.sort(key=lambda t: (str((t.delivery or {}).get("queued_at")), t.id))
         line: dict[str, str] = {}
         for task in queued:

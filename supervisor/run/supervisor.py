@@ -101,7 +101,7 @@ class Supervisor:
         self._write_waiting()
         report.running = len(self.running)
         report.waiting = len(self.store.cache.ready(now, waiting=True))
-        report.merging = self.merges.pending(bool(report.ended))
+        report.merging = self.merges.pending([task_id for task_id, _ in report.ended])
         return report
 
     def _load(self, snap: Snapshot) -> None:
