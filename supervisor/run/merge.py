@@ -37,11 +37,11 @@ from supervisor.config import Config
 from supervisor.model import Task, iso
 from supervisor.run import delivery, worktree
 from supervisor.run.ops import Op
-from supervisor.run.stack import base_of
+from supervisor.run.stack import base_of, user_identity
 from supervisor.run.status import move
 from supervisor.store.git import clean_env, run_in
 from supervisor.store.repo import git_dir
-from supervisor.store.store import Store, user_actor
+from supervisor.store.store import Store
 
 OUTPUT_CAP = 16 * 1024  # bytes of a check's output kept in the handoff (its end)
 LOOK_EVERY = 2.0  # seconds between two looks at a queue that waits (a dirty tree)
@@ -212,9 +212,7 @@ def _merge(task: Task, repo: Repo, base: str, home: Path, config: Config, actor:
     if busy:
         return Merged(task.id, "waiting", busy)  # before the merge and its check: they wait too
     scratch = _scratch(repo, old)
-    who = delivery.committer(scratch, user_actor())
-    env = {**who, "GIT_AUTHOR_NAME": who["GIT_COMMITTER_NAME"]}
-    env["GIT_AUTHOR_EMAIL"] = who["GIT_COMMITTER_EMAIL"]
+    env = user_identity(scratch)
     title = f"Merge {branch}: {task.title}"
     trailers = f"Fleet-Task: {task.id}\nFleet-Event: merged"
     try:

@@ -68,15 +68,14 @@ def update(place: Path, sources: list[str]) -> list[str]:
             "uncommitted changes from before (they are yours to keep or finish)."
         ]
     notes: list[str] = []
-    who = delivery.committer(place, "fleet@localhost")
-    env = {**who, "GIT_AUTHOR_NAME": who["GIT_COMMITTER_NAME"]}
-    env["GIT_AUTHOR_EMAIL"] = who["GIT_COMMITTER_EMAIL"]
+    env: dict[str, str] = {}
     for n, source in enumerate(sources):
         if run_in(place, "rev-parse", "--verify", "--quiet", source).returncode:
             continue  # no such branch (a blocker outside this repository, or pruned)
         if run_in(place, "merge-base", "--is-ancestor", source, "HEAD").returncode == 0:
             continue
         short = source.removeprefix("refs/heads/")
+        env = env or user_identity(place)
         try:
             delivery.git(place, "merge", "--no-edit", "-m", f"Merge {short}", source, env=env)
         except delivery.DeliveryError as exc:
@@ -114,3 +113,15 @@ def discard(fresh: Path | None) -> None:
     repo = Path(common.stdout.decode().strip())
     if run_in(fresh, "worktree", "remove", str(fresh)).returncode == 0:
         run_in(repo, "branch", "-D", branch)
+
+
+def user_identity(place: Path) -> dict[str, str]:
+    """The user's git identity as author and committer (of the merges fleet makes for them)."""
+    from supervisor.store.store import user_actor
+
+    who = delivery.committer(place, user_actor())
+    return {
+        **who,
+        "GIT_AUTHOR_NAME": who["GIT_COMMITTER_NAME"],
+        "GIT_AUTHOR_EMAIL": who["GIT_COMMITTER_EMAIL"],
+    }
