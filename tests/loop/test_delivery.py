@@ -378,3 +378,27 @@ def test_retry_after_blocked_merges_starts_a_fresh_count(repo_rig: Rig, fleet: A
     settle(rig, 3)
     task = rig.get(task_id)
     assert task.delivery and task.delivery["state"] == "merged", (task.status_reason, task.delivery)
+
+
+def test_dependent_whose_blocker_conflicts_with_the_base_is_told_not_crashed(
+    repo_rig: Rig,
+) -> None:
+    rig = repo_rig
+    blocker = rig.task("edit readme", deliver="branch")
+    dependent = rig.task("build on it", deps=[blocker], deliver="branch")
+    rig.tick(T0)
+    work(rig, blocker, {"README.md": "the blocker's line\n"})
+    commit_file(rig.work, "README.md", "the user's line\n")  # meanwhile, on main
+    settle(rig, 2)
+    run = rig.run_of(dependent)
+    text = knowledge_of(rig, dependent)
+    assert "## Your branch" in text
+    assert f"Merging fleet/{blocker} into your branch conflicted in: README.md" in text
+    assert "<<<<<<<" in (run.cwd / "README.md").read_text()
+    (run.cwd / "README.md").write_text("both lines\n")
+    rig.finish(dependent, result={"status": "done", "summary": "resolved"})
+    rig.tick(rig.now + 1)
+    assert rig.get(dependent).status == "closed"
+    parents = git(rig.work, "log", "-1", "--format=%P", f"fleet/{dependent}").split()
+    assert len(parents) == 2  # the resolution concluded the merge
+    assert git(rig.work, "show", f"fleet/{dependent}:README.md") == "both lines\n"
