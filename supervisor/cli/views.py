@@ -104,6 +104,7 @@ def changed(task: Task) -> dict[str, Any]:
             work = attempt["work"]
             break
     return {
+        "branch": str(work.get("branch") or ""),
         "files": int(work.get("files") or 0),
         "added": int(work.get("added") or 0),
         "deleted": int(work.get("deleted") or 0),

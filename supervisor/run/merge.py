@@ -46,6 +46,9 @@ from supervisor.store.store import Store
 OUTPUT_CAP = 16 * 1024  # bytes of a check's output kept in the handoff (its end)
 LOOK_EVERY = 2.0  # seconds between two looks at a queue that waits (a dirty tree)
 RESCAN_EVERY = 600.0  # seconds between two reads of the whole queue from the store
+# task id -> (base commit, branch head, check, merge commit) of a merge whose check passed but
+# that could not advance the base yet (the user's tree): it is not merged and checked again
+VERIFIED: dict[str, tuple[str, str, str, str]] = {}
 
 
 @dataclass
@@ -211,6 +214,10 @@ def _merge(task: Task, repo: Repo, base: str, home: Path, config: Config, actor:
     busy = _dirty(repo, base)
     if busy:
         return Merged(task.id, "waiting", busy)  # before the merge and its check: they wait too
+    command = task.check or config.check
+    passed = VERIFIED.get(task.id)
+    if passed and passed[:3] == (old, head, command) and repo.rev(passed[3]):
+        return _advance(task, repo, base, old, passed[3], config)  # merged and checked already
     scratch = _scratch(repo, old)
     env = user_identity(scratch)
     title = f"Merge {branch}: {task.title}"
@@ -231,7 +238,6 @@ def _merge(task: Task, repo: Repo, base: str, home: Path, config: Config, actor:
             f"{base} changed and what this task needs.",
         )
     new = delivery.git(scratch, "rev-parse", "HEAD").strip()
-    command = task.check or config.check
     if command:
         ok, output = run_check(command, scratch, task.id, config.check_seconds, repo.merges)
         if not ok:
@@ -240,6 +246,7 @@ def _merge(task: Task, repo: Repo, base: str, home: Path, config: Config, actor:
                 "red",
                 f"the check `{command}` failed on {branch} merged into {base}:\n\n{output}",
             )
+    VERIFIED[task.id] = (old, head, command, new)  # a merge that then waits is not redone
     return _advance(task, repo, base, old, new, config)
 
 
@@ -392,6 +399,7 @@ def _dirty(repo: Repo, base: str, tree: Path | None = None) -> str:
 
 
 def _done(task: Task, repo: Repo, base: str, commit: str, config: Config) -> Merged:
+    VERIFIED.pop(task.id, None)
     pruned = prune_task(repo, task.id, base) if config.prune_merged else False
     return Merged(task.id, "merged", commit=commit, base=base, pruned=pruned)
 

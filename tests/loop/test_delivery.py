@@ -402,3 +402,22 @@ def test_dependent_whose_blocker_conflicts_with_the_base_is_told_not_crashed(
     parents = git(rig.work, "log", "-1", "--format=%P", f"fleet/{dependent}").split()
     assert len(parents) == 2  # the resolution concluded the merge
     assert git(rig.work, "show", f"fleet/{dependent}:README.md") == "both lines\n"
+
+
+def test_a_merge_waiting_on_untracked_files_is_not_checked_again(repo_rig: Rig) -> None:
+    rig = repo_rig
+    runs = rig.work.parent / "check-runs"
+    task_id = rig.task("adds n.txt", check=f"echo run >> {runs}")
+    (rig.work / "n.txt").write_text("the user's untracked file\n")  # git would overwrite it
+    rig.tick(T0)
+    work(rig, task_id, {"n.txt": "agent\n"})
+    settle(rig, 4)
+    task = rig.get(task_id)
+    assert task.delivery and task.delivery["state"] == "queued"
+    assert "would not fast-forward" in task.delivery["waiting"]
+    assert (rig.work / "n.txt").read_text() == "the user's untracked file\n"
+    assert runs.read_text() == "run\n"  # checked once, not at every look
+    (rig.work / "n.txt").unlink()
+    settle(rig, 2)
+    assert rig.get(task_id).delivery["state"] == "merged"  # type: ignore[index]
+    assert (rig.work / "n.txt").read_text() == "agent\n" and runs.read_text() == "run\n"
