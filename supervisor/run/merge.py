@@ -46,6 +46,7 @@ from supervisor.store.store import Store
 OUTPUT_CAP = 16 * 1024  # bytes of a check's output kept in the handoff (its end)
 LOOK_EVERY = 2.0  # seconds between two looks at a queue that waits (a dirty tree)
 RESCAN_EVERY = 600.0  # seconds between two reads of the whole queue from the store
+RETRIES = 5  # merges of one task in a row that may fail unexpectedly before it is blocked
 # task id -> (base commit, branch head, check, merge commit) of a merge whose check passed but
 # that could not advance the base yet (the user's tree): it is not merged and checked again
 VERIFIED: dict[str, tuple[str, str, str, str]] = {}
@@ -56,7 +57,7 @@ class Merged:
     """What one turn of the queue did for one task."""
 
     task_id: str
-    kind: str  # merged, conflict, red, waiting, moved (try again), error (block)
+    kind: str  # merged, conflict, red, waiting, moved or retry (try again), error (block)
     text: str = ""
     commit: str = ""
     base: str = ""
@@ -466,6 +467,8 @@ class Queue:
         self.line: dict[str, str] = {}  # task id -> where it stands, for `fleet tasks`
         self.known: set[str] = set()  # tasks that may be queued: the queue, read incrementally
         self.rescan_at = 0.0  # when to read the whole queue from the store again
+        self.retries: dict[str, int] = {}  # task id -> merges in a row that raised
+        self.hold: dict[str, float] = {}  # task id -> not merged again before then (a backoff)
 
     def step(self, commit: str | None, config: Config, now: float) -> list[Op]:
         """Ops for the merges that ended since the last step; start the next ones."""
@@ -494,6 +497,16 @@ class Queue:
         self.busy = {k: t for k, t in self.busy.items() if t not in ended}
         if any(d.kind == "moved" for d in done):
             self.look_at = 0.0  # the base moved under a merge: try again at once
+        for d in done:
+            if d.kind != "retry":
+                self.retries.pop(d.task_id, None)
+                self.hold.pop(d.task_id, None)
+                continue
+            self.retries[d.task_id] = self.retries.get(d.task_id, 0) + 1
+            self.hold[d.task_id] = now + LOOK_EVERY * 2 ** self.retries[d.task_id]
+            if self.retries[d.task_id] >= RETRIES:  # not a passing hiccup: say so, block it
+                d.kind, d.text = "error", f"the merge failed {RETRIES} times: {d.text}"
+                self.retries.pop(d.task_id)
         line = dict(self.line)
         for d in done:
             if d.kind == "waiting":
@@ -501,7 +514,7 @@ class Queue:
             else:
                 line.pop(d.task_id, None)
         self._show(line)
-        return [settle_op(d, now, config) for d in done if d.kind != "moved"]
+        return [settle_op(d, now, config) for d in done if d.kind not in ("moved", "retry")]
 
     def _look(self, config: Config, now: float) -> None:
         """Start the oldest queued merge of each repository that has none under way. The queue
@@ -526,6 +539,9 @@ class Queue:
         for task in queued:
             repo = repo_of(task, self.store.home)
             key = repo.common if repo else Path(task.cwd)
+            if now < self.hold.get(task.id, 0.0):
+                line[task.id] = "merge failed; tried again shortly"
+                continue
             if key in self.busy:
                 merging = self.busy[key] == task.id
                 waiting = str((task.delivery or {}).get("waiting") or "queued to merge")
@@ -545,8 +561,8 @@ class Queue:
         def work() -> None:
             try:
                 result = merge_one(task, self.store.home, config, self.actor)
-            except (delivery.DeliveryError, OSError) as exc:
-                result = Merged(task.id, "error", str(exc))
+            except Exception as exc:  # git or the host failed: try again a little later
+                result = Merged(task.id, "retry", f"{type(exc).__name__}: {exc}")
             with self.lock:
                 self.done.append(result)
 

@@ -421,3 +421,29 @@ def test_a_merge_waiting_on_untracked_files_is_not_checked_again(repo_rig: Rig) 
     settle(rig, 2)
     assert rig.get(task_id).delivery["state"] == "merged"  # type: ignore[index]
     assert (rig.work / "n.txt").read_text() == "agent\n" and runs.read_text() == "run\n"
+
+
+def test_a_merge_that_keeps_raising_is_retried_then_blocked(
+    repo_rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = repo_rig
+    task_id = rig.task("unlucky")
+    rig.tick(T0)
+    work(rig, task_id, {"u.txt": "u\n"})
+    rig.tick(rig.now + 1)
+
+    calls: list[str] = []
+
+    def broken(*args: object) -> merge.Merged:
+        calls.append(rig.get(task_id).status)
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(merge, "merge_one", broken)
+    for _ in range(40):
+        rig.tick(rig.now + 30)
+        if rig.get(task_id).status != "closed":
+            break
+    assert calls == ["closed"] * merge.RETRIES  # hiccups are tried again, up to RETRIES
+    task = rig.get(task_id)
+    assert task.status == "blocked" and "No space left on device" in task.status_reason
+    assert git(rig.work, "branch", "--list", f"fleet/{task_id}").strip()  # the work is kept
