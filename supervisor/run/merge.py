@@ -74,7 +74,10 @@ def on_close(task: Task, config: Config, now: float) -> None:
     if task.status != "closed":
         return
     work = next((a.get("work") for a in reversed(task.attempts) if a.get("work")), None)
-    if not work or not work.get("head") or work.get("error"):
+    if work and work.get("error"):  # git refused the commit: the work is in the worktree
+        task.delivery = {"state": "uncommitted", "error": str(work["error"])}
+        return
+    if not work or not work.get("head"):
         return
     state = task.delivery or {}
     same_round = int(state.get("retry_base") or 0) == task.retry_base  # `fleet retry` resets
