@@ -4,6 +4,7 @@ and `fleet task ID merge`."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -19,8 +20,16 @@ def where(store: Store, task: Task) -> dict[str, Any]:
     from supervisor.run import merge
     from supervisor.run.stack import base_of
 
+    from supervisor.run.delivery import worktree_root
+
     repo = merge.repo_of(task, store.home) if task.cwd else None
     place = repo.folder / task.id if repo else None
+    ran_in = str((task.run or {}).get("workdir") or "")
+    ran_in = ran_in or next(
+        (str(a["workdir"]) for a in reversed(task.attempts) if a.get("workdir")), ""
+    )
+    if ran_in:
+        place = worktree_root(Path(ran_in), store.home / "worktrees") or place
     delivery = task.delivery or {}
     out: dict[str, Any] = {
         "branch": f"fleet/{task.id}" if repo else "",

@@ -350,14 +350,14 @@ def _tail(data: bytes) -> str:
     return data.decode(errors="replace").rstrip()
 
 
-def checked_out(repo: Repo, base: str) -> Path | None:
-    """The work tree where `base` is checked out, if any."""
+def checked_out(repo: Repo, branch: str) -> Path | None:
+    """The work tree where `branch` is checked out, if any."""
     listing = repo.git("worktree", "list", "--porcelain").stdout.decode()
     place = None
     for line in listing.splitlines():
         if line.startswith("worktree "):
             place = Path(line[len("worktree ") :])
-        elif line == f"branch refs/heads/{base}" and place is not None:
+        elif line == f"branch refs/heads/{branch}" and place is not None:
             return place
     return None
 
@@ -411,11 +411,11 @@ def _done(task: Task, repo: Repo, base: str, commit: str, config: Config) -> Mer
 def prune_task(repo: Repo, task_id: str, base: str, place: Path | None = None) -> bool:
     """Remove a task's worktree and branch once its branch is in `base` and its tree is clean.
     Anything not merged, or uncommitted, stays."""
-    place = place or repo.folder / task_id
+    place = place or checked_out(repo, f"fleet/{task_id}")
     branch = f"refs/heads/fleet/{task_id}"
     if repo.git("merge-base", "--is-ancestor", branch, f"refs/heads/{base}").returncode != 0:
         return False
-    if (place / ".git").exists():
+    if place is not None and (place / ".git").exists():
         status = run_in(place, "status", "--porcelain")
         if status.returncode != 0 or status.stdout.strip():
             return False
