@@ -18,9 +18,8 @@ from supervisor.store.store import Store
 def where(store: Store, task: Task) -> dict[str, Any]:
     """The task's branch, worktree and delivery, as `fleet task ID` and `bd show` name them."""
     from supervisor.run import merge
-    from supervisor.run.stack import base_of
-
     from supervisor.run.delivery import worktree_root
+    from supervisor.run.stack import base_of
 
     repo = merge.repo_of(task, store.home) if task.cwd else None
     place = repo.folder / task.id if repo else None
