@@ -375,7 +375,8 @@ def test_stop_now_stops_the_agents_and_reopens_their_tasks(
 def test_agent_runs_in_its_worktree_detached_with_a_clean_environment(
     store: Store, git_repo: Path, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    configure.set_values(store, ["coder=shell"])  # isolation: the default, worktree
+    # isolation: the default, worktree; the branch is left for the user (not merged, not pruned)
+    configure.set_values(store, ["coder=shell", "deliver=branch"])
     monkeypatch.setenv("GIT_AUTHOR_NAME", "not for agents")
     report = tmp_path / "report"
     command = (
