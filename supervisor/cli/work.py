@@ -3,14 +3,13 @@ and `fleet task ID merge`."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from supervisor.cli.main import emit_json, open_store
-from supervisor.errors import BadInput, NotFound
+from supervisor.errors import BadInput, FleetError, NotFound
 from supervisor.model import Task
 from supervisor.store.store import Store
 
@@ -131,6 +130,7 @@ def merge_now(ctx: click.Context, task_id: str) -> None:
 
     from supervisor.config import Config
     from supervisor.run import merge
+    from supervisor.run.delivery import DeliveryError
     from supervisor.run.ops import commit
     from supervisor.store.store import user_actor
 
@@ -148,15 +148,21 @@ def merge_now(ctx: click.Context, task_id: str) -> None:
 
     config: Config = load(store.cache.config_text())
     actor = user_actor()
-    done = merge.merge_one(task, store.home, config, actor)
-    if done.kind == "moved":
+    try:
         done = merge.merge_one(task, store.home, config, actor)
+        if done.kind == "moved":
+            done = merge.merge_one(task, store.home, config, actor)
+    except (DeliveryError, OSError) as exc:
+        raise FleetError(
+            f"cannot merge {task_id} now: {exc}", hint=f"try again: fleet task {task_id} merge"
+        ) from None
     commit(store, actor, [merge.settle_op(done, time.time(), config)])
     if done.kind == "merged":
         click.echo(f"merged fleet/{task_id} into {done.base} ({done.commit[:10]})")
         return
     after = store.get(task_id)
-    click.echo(f"fleet: {task_id} did not merge: {done.text}", err=True)
-    if after.status != "closed":
-        click.echo(f"the task is now {after.status}: {after.status_reason}", err=True)
-    sys.exit(1)
+    now = f"the task is now {after.status}: {after.status_reason}"
+    raise FleetError(
+        f"{task_id} did not merge: {done.text}",
+        hint=now if after.status != "closed" else f"see where it stands: fleet task {task_id}",
+    )

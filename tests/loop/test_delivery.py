@@ -447,3 +447,20 @@ def test_a_merge_that_keeps_raising_is_retried_then_blocked(
     task = rig.get(task_id)
     assert task.status == "blocked" and "No space left on device" in task.status_reason
     assert git(rig.work, "branch", "--list", f"fleet/{task_id}").strip()  # the work is kept
+
+
+def test_task_merge_with_a_red_check_says_why_and_reopens(
+    repo_rig: Rig, fleet: Any, home: Path
+) -> None:
+    rig = repo_rig
+    task_id = rig.task("branch only", deliver="branch", check="echo 'lint: 3 problems'; exit 1")
+    rig.tick(T0)
+    work(rig, task_id, {"l.txt": "l\n"})
+    rig.tick(rig.now + 1)
+    before = git(rig.work, "rev-parse", "main")
+    done = fleet("--home", str(home), "task", task_id, "merge")
+    assert done.code == 1
+    assert f"fleet: {task_id} did not merge: the check" in done.err and "3 problems" in done.err
+    assert "hint: the task is now open: reopened by the merge queue" in done.err
+    assert git(rig.work, "rev-parse", "main") == before
+    assert "Fleet-Event: check_failed" in rig.store.git.out("log", "-1", "--format=%B", "main")
