@@ -274,6 +274,8 @@ def blocked(ctx: click.Context, as_json: bool) -> None:
 @click.option("--max-tokens", type=click.IntRange(min=1))
 @click.option("--max-cost", type=float)
 @click.option("--max-attempts", type=click.IntRange(1, 100))
+@click.option("--deliver", help="Where its work goes: merge, branch or none.")
+@click.option("--check", help="The command its merge must pass.")
 @click.option("--add-label", multiple=True)
 @click.option("--remove-label", multiple=True)
 @click.option("--json", "as_json", is_flag=True)

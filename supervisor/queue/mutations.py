@@ -223,6 +223,8 @@ UPDATABLE = (
     "max_tokens",
     "max_cost",
     "max_attempts",
+    "deliver",
+    "check",
 )
 
 
@@ -249,6 +251,7 @@ def update(
         )
     if "cwd" in fields:
         fields["cwd"] = resolve_cwd(str(fields["cwd"]))
+    check_deliver(str(fields.get("deliver", "")))
     if "title" in fields and not str(fields["title"]).strip():
         raise BadInput("the title cannot be empty", hint='--title "Fix the login bug"')
     adds, removes = list(add_labels), list(remove_labels)
@@ -262,6 +265,9 @@ def update(
             setattr(task, key, value)
         if "status" in fields:
             _status_side_effects(task, before.get("status", ""))
+        queued = (task.delivery or {}).get("state") == "queued"
+        if queued and fields.get("deliver") in ("branch", "none"):  # out of the merge queue
+            task.delivery = {**(task.delivery or {}), "state": fields["deliver"]}
         task.labels = sorted((set(task.labels) | set(adds)) - set(removes))
         if task.to_dict() == before:
             return None, task

@@ -464,3 +464,24 @@ def test_task_merge_with_a_red_check_says_why_and_reopens(
     assert "hint: the task is now open: reopened by the merge queue" in done.err
     assert git(rig.work, "rev-parse", "main") == before
     assert "Fleet-Event: check_failed" in rig.store.git.out("log", "-1", "--format=%B", "main")
+
+
+def test_bd_update_deliver_branch_takes_a_queued_task_out_of_the_queue(
+    repo_rig: Rig, fleet: Any, home: Path
+) -> None:
+    rig = repo_rig
+    (rig.work / "README.md").write_text("dirty: the merge waits\n")
+    task_id = rig.task("queued")
+    rig.tick(T0)
+    work(rig, task_id, {"q.txt": "q\n"})
+    settle(rig, 2)
+    assert rig.get(task_id).delivery["state"] == "queued"  # type: ignore[index]
+    h = ("--home", str(home))
+    bad = fleet(*h, "bd", "update", task_id, "--deliver", "later")
+    assert bad.code == 2 and "not a delivery mode" in bad.err
+    assert fleet(*h, "bd", "update", task_id, "--deliver", "branch").code == 0
+    git(rig.work, "checkout", "README.md")
+    settle(rig, 2)
+    task = rig.get(task_id)
+    assert task.deliver == "branch" and task.delivery and task.delivery["state"] == "branch"
+    assert not (rig.work / "q.txt").exists()
