@@ -133,3 +133,15 @@ def test_nudge_text_names_the_result_file(tmp_path: Path) -> None:
     task = Task(id="fl-abcd", title="t")
     text = resume.prompt({"kind": "nudge"}, task, tmp_path / "result.json", [])
     assert str(tmp_path / "result.json") in text and json.dumps("done")[1:-1] in text
+
+
+def test_after_a_rate_limit_the_session_is_resumed(agent_rig: Rig) -> None:
+    rig = agent_rig
+    task_id = rig.task("limited", coder="scripted")
+    rig.tick(T0)
+    rig.finish(task_id, 1, ["session: s-6", "usage: 70", f"rate limited until {T0 + 100:.0f}"])
+    rig.tick(T0 + 1)
+    assert rig.get(task_id).attempts[-1]["outcome"] == "rate_limited"
+    next_run(rig, task_id, 2)
+    assert rig.run_of(task_id).argv[1:3] == ["--resume", "s-6"]
+    assert "rate limit stopped you" in prompt_of(rig, task_id)
