@@ -44,7 +44,7 @@ def rows(store: Store, show_all: bool = False, now: float | None = None) -> list
 
 def merging_rows(store: Store, shown: set[str], now: float) -> list[dict[str, Any]]:
     """Closed tasks whose work waits for the merge queue, with where each stands."""
-    from supervisor.run.merge import waiting
+    from supervisor.run.merges import waiting
 
     line = waiting(store.home)  # the running supervisor's queue (a query over every closed
     out = []  # task would cost `fleet tasks` its budget at 100,000 tasks)

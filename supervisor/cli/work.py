@@ -16,7 +16,7 @@ from supervisor.store.store import Store
 
 def where(store: Store, task: Task) -> dict[str, Any]:
     """The task's branch, worktree and delivery, as `fleet task ID` and `bd show` name them."""
-    from supervisor.run import merge
+    from supervisor.run import merge, merges
     from supervisor.run.delivery import worktree_root
     from supervisor.run.stack import base_of
 
@@ -36,7 +36,7 @@ def where(store: Store, task: Task) -> dict[str, Any]:
         "deliver": task.deliver or "(configured default)",
         "delivery": delivery.get("state", ""),
         "merged_commit": delivery.get("commit", ""),
-        "waiting": merge.waiting(store.home).get(task.id) or delivery.get("waiting", ""),
+        "waiting": merges.waiting(store.home).get(task.id) or delivery.get("waiting", ""),
     }
     work = last_work(task)
     if work:
@@ -129,7 +129,7 @@ def merge_now(ctx: click.Context, task_id: str) -> None:
     import time
 
     from supervisor.config import Config
-    from supervisor.run import merge
+    from supervisor.run import merge, merges
     from supervisor.run.delivery import DeliveryError
     from supervisor.run.ops import commit
     from supervisor.store.store import user_actor
@@ -156,7 +156,7 @@ def merge_now(ctx: click.Context, task_id: str) -> None:
         raise FleetError(
             f"cannot merge {task_id} now: {exc}", hint=f"try again: fleet task {task_id} merge"
         ) from None
-    commit(store, actor, [merge.settle_op(done, time.time(), config)])
+    commit(store, actor, [merges.settle_op(done, time.time(), config)])
     if done.kind == "merged":
         click.echo(f"merged fleet/{task_id} into {done.base} ({done.commit[:10]})")
         return

@@ -28,7 +28,7 @@ from supervisor import config as config_mod
 from supervisor.config import Config
 from supervisor.errors import FleetError
 from supervisor.model import Task, iso, parse_time
-from supervisor.run import delivery, merge, resume
+from supervisor.run import delivery, merges, resume
 from supervisor.run.attempt import Attempt, live_files, run_dir
 from supervisor.run.dispatch import Fleet, Pick, choose, claim_op
 from supervisor.run.launch import LaunchError, Prepared, prepare, start_all
@@ -76,7 +76,7 @@ class Supervisor:
         self._adopt_at = 0.0  # when to look for orphaned attempts next
         self._clear_at = 0.0  # when to look for what ended attempts left behind next
         self._tasks: tuple[str | None, dict[str, Task | None]] = (None, {})  # parsed, by commit
-        self.merges = merge.Queue(store, self.actor, background_stops)
+        self.merges = merges.Queue(store, self.actor, background_stops)
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -336,7 +336,7 @@ class Supervisor:
                 config.backoff_max_seconds,
                 self.rng,
             )
-            merge.on_close(task, config, now)
+            merges.on_close(task, config, now)
             if ending.outcome == Outcome.RATE_LIMITED and self._other_account(attempt, task):
                 task.not_before = ""
                 task.status_reason = (

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from supervisor.run import merge
+from supervisor.run import merge, merges
 from tests.support.rig import T0, Rig
 
 pytestmark = pytest.mark.loop
@@ -198,7 +198,7 @@ def test_dirty_user_tree_is_never_touched_and_the_merge_waits(repo_rig: Rig) -> 
     task = rig.get(task_id)
     assert task.status == "closed" and task.delivery and task.delivery["state"] == "queued"
     assert "uncommitted changes" in task.delivery["waiting"]
-    assert "uncommitted changes" in merge.waiting(rig.store.home)[task_id]
+    assert "uncommitted changes" in merges.waiting(rig.store.home)[task_id]
     assert git(rig.work, "rev-parse", "main") == before
     assert (rig.work / "README.md").read_text() == "my edit, not committed\n"
     assert not (rig.work / "new.txt").exists()
@@ -443,7 +443,7 @@ def test_a_merge_that_keeps_raising_is_retried_then_blocked(
         rig.tick(rig.now + 30)
         if rig.get(task_id).status != "closed":
             break
-    assert calls == ["closed"] * merge.RETRIES  # hiccups are tried again, up to RETRIES
+    assert calls == ["closed"] * merges.RETRIES  # hiccups are tried again, up to RETRIES
     task = rig.get(task_id)
     assert task.status == "blocked" and "No space left on device" in task.status_reason
     assert git(rig.work, "branch", "--list", f"fleet/{task_id}").strip()  # the work is kept

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from supervisor.model import Task
-from supervisor.run import merge
+from supervisor.run import check, merge
 
 
 def git(repo: Path, *args: str) -> str:
@@ -71,13 +71,13 @@ def test_stale_check_is_stopped_only_when_it_is_the_recorded_process(tmp_path: P
     record = tmp_path / "check.json"
     proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
-        merge._record_check(record, proc.pid)
+        check.record_check(record, proc.pid)
         wrong = record.read_text().replace('"create_time": ', '"create_time": 1')
         record.write_text(wrong)
-        assert not merge.stop_stale_check(record)  # another process under that pid: left alone
+        assert not check.stop_stale_check(record)  # another process under that pid: left alone
         assert proc.poll() is None
-        merge._record_check(record, proc.pid)
-        assert merge.stop_stale_check(record)
+        check.record_check(record, proc.pid)
+        assert check.stop_stale_check(record)
         assert proc.wait(5) == -9
     finally:
         if proc.poll() is None:
