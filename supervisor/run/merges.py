@@ -130,6 +130,7 @@ class Queue:
         self.rescan_at = 0.0  # when to read the whole queue from the store again
         self.retries: dict[str, int] = {}  # task id -> merges in a row that raised
         self.hold: dict[str, float] = {}  # task id -> not merged again before then (a backoff)
+        self.stalled: set[str] = set()  # tasks whose merge waits for a person (a dirty tree)
 
     def step(self, commit: str | None, config: Config, now: float) -> list[Op]:
         """Ops for the merges that ended since the last step; start the next ones."""
@@ -144,12 +145,13 @@ class Queue:
         return ops
 
     def pending(self, ended: list[str] | None = None) -> int:
-        """Tasks queued or merging. `ended`: tasks whose attempts just ended (each may have just
-        been queued; the next look tells)."""
+        """Tasks queued or merging, but not those that wait for a person (a dirty tree).
+        `ended`: tasks whose attempts just ended (each may have just been queued; the next look
+        tells)."""
         if ended:
             self.known.update(ended)
             self.look_at = 0.0
-        return len(self.known | set(self.busy.values()))
+        return len((self.known | set(self.busy.values())) - self.stalled)
 
     def _drain(self, now: float, config: Config) -> list[Op]:
         with self.lock:
@@ -172,8 +174,10 @@ class Queue:
         for d in done:
             if d.kind == "waiting":
                 line[d.task_id] = d.text
+                self.stalled.add(d.task_id)
             else:
                 line.pop(d.task_id, None)
+                self.stalled.discard(d.task_id)
         self._show(line)
         return [settle_op(d, now, config) for d in done if d.kind not in ("moved", "retry")]
 

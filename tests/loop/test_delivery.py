@@ -199,6 +199,7 @@ def test_dirty_user_tree_is_never_touched_and_the_merge_waits(repo_rig: Rig) -> 
     assert task.status == "closed" and task.delivery and task.delivery["state"] == "queued"
     assert "uncommitted changes" in task.delivery["waiting"]
     assert "uncommitted changes" in merges.waiting(rig.store.home)[task_id]
+    assert rig.reports[-1].merging == 0  # `supervisor run --until-idle` does not wait for a person
     assert git(rig.work, "rev-parse", "main") == before
     assert (rig.work / "README.md").read_text() == "my edit, not committed\n"
     assert not (rig.work / "new.txt").exists()
