@@ -121,6 +121,14 @@ def _merge(task: Task, repo: Repo, base: str, home: Path, config: Config, actor:
     busy = _dirty(repo, base)
     if busy:
         return Merged(task.id, "waiting", busy)  # before the merge and its check: they wait too
+    marked = conflict_markers(repo, old, head)
+    if marked:
+        return Merged(
+            task.id,
+            "conflict",
+            f"{branch} still holds conflict markers in: {', '.join(marked)}\n\nResolve them "
+            "(keep what both sides meant) before the work can merge.",
+        )
     command = task.check or config.check
     passed = VERIFIED.get(task.id)
     if passed and passed[:3] == (old, head, command) and repo.rev(passed[3]):
@@ -155,6 +163,17 @@ def _merge(task: Task, repo: Repo, base: str, home: Path, config: Config, actor:
             )
     VERIFIED[task.id] = (old, head, command, new)  # a merge that then waits is not redone
     return _advance(task, repo, base, old, new, config)
+
+
+def conflict_markers(repo: Repo, base: str, head: str) -> list[str]:
+    """The files in which the branch adds conflict markers (a merge committed unresolved)."""
+    proc = repo.git("diff", "--check", base, head)
+    files = []
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        path, _, what = line.partition(":")
+        if "leftover conflict marker" in what and path not in files:
+            files.append(path)
+    return files
 
 
 def _scratch(repo: Repo, at: str) -> Path:

@@ -486,3 +486,16 @@ def test_bd_update_deliver_branch_takes_a_queued_task_out_of_the_queue(
     task = rig.get(task_id)
     assert task.deliver == "branch" and task.delivery and task.delivery["state"] == "branch"
     assert not (rig.work / "q.txt").exists()
+
+
+def test_unresolved_conflict_markers_never_reach_the_base(repo_rig: Rig) -> None:
+    rig = repo_rig
+    task_id = rig.task("sloppy")
+    rig.tick(T0)
+    marked = "<<<<<<< HEAD\nmine\n=======\ntheirs\n>>>>>>> fleet/x\n"
+    work(rig, task_id, {"README.md": marked})
+    settle(rig, 2)
+    task = rig.get(task_id)
+    assert task.status == "open" and task.delivery
+    assert "still holds conflict markers in: README.md" in task.delivery["handoff"]
+    assert git(rig.work, "show", "main:README.md") == "test repo\n"
