@@ -4,6 +4,7 @@ an agent that ends without its result file is resumed in the same session with a
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -35,8 +36,6 @@ def git(repo: Path, *args: str) -> str:
 
 
 def gemini_settings(tmp_path: Path) -> None:
-    import json
-
     settings = {
         "security": {"auth": {"selectedType": "gemini-api-key"}},
         "general": {"maxAttempts": 1},
@@ -91,6 +90,7 @@ def test_no_result_nudge_resumes_the_session_and_the_task_closes(
         task_id = create(fleet, "write hello", "--coder", name, "--cwd", str(git_repo))
         run_supervisor(home, "--until-idle")
         requests = len(mock.requests)
+        bodies = [json.dumps(r.body) for r in mock.requests]
     task = task_of(home, task_id)
     assert task.status == "closed", (task.status_reason, task.attempts)
     first, second = task.attempts
@@ -102,6 +102,8 @@ def test_no_result_nudge_resumes_the_session_and_the_task_closes(
     knowledge = ok(fleet("task", task_id, "knowledge", "--attempt", "2")).out
     assert knowledge.startswith("You stopped without writing your result file")
     assert requests >= 3
+    nudged = next(b for b in bodies if "You stopped without writing your result file" in b)
+    assert f"# Task {task_id}: write hello" in nudged  # the session's history came along: resumed
     hello = git(git_repo, "show", f"fleet/{task_id}:{HELLO_NAME}")
     assert hello + "\n" == HELLO_TEXT  # the first turn's work, kept on the branch
     assert FINAL_TEXT  # the mock's last words end each session
