@@ -176,6 +176,13 @@ class Config(BaseModel):
         "host", description="a sandboxed agent's network: the host's, or none at all"
     )
     signing_key: str = Field("", description="SSH private key that signs every commit")
+    # delivery: where a task's work goes (see docs/delivery.md)
+    deliver: Literal["merge", "branch", "none"] = Field(
+        "merge", description="merge (the merge queue), branch (left for you) or none"
+    )
+    check: str = Field("", description="the command a merge must pass, run in the merged tree")
+    check_seconds: float = Field(1800, gt=0, description="the check's time limit")
+    prune_merged: bool = Field(True, description="remove a task's worktree once it is merged")
 
 
 # Tables of named entries, and the model of each entry.

@@ -313,6 +313,34 @@ def defer_imported(task: Task, reason: str, old: Task | None = None) -> None:
         task.status, task.status_reason = "deferred", reason
 
 
+def delivery_move(task: Task, status: str, reason: str, now: float) -> None:
+    """A closed task whose work could not be delivered (a conflict, a red check) goes back to
+    work (`open`) or waits for a person (`blocked`); so does an agent that ended without its
+    result (resumed, or waiting for a person)."""
+    if status not in ("open", "blocked"):
+        raise ValueError(f"delivery moves a task to open or blocked, not {status!r}")
+    task.updated_at, task.closed_at, task.close_reason = iso(now), "", ""
+    if status == "open":
+        task.not_before = ""
+        _open(task, reason)
+    else:
+        _block(task, reason)
+
+
+def without_result(
+    task: Task, n: int, record: dict[str, Any], status: str, reason: str, now: float
+) -> bool:
+    """Attempt n ended cleanly without its result file: recorded, not counted, and the task
+    opened to resume the session once, or blocked for a person (`status`, with `reason`)."""
+    if current(task, n) is None:
+        return False
+    record["counted"] = False
+    task.attempts.append(record)
+    task.run = None
+    delivery_move(task, status, reason, now)
+    return True
+
+
 # -- people's transitions --------------------------------------------------------------------------
 
 

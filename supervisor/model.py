@@ -71,8 +71,12 @@ FLEET_FIELDS = (
     "max_attempts",
     "after_children",
     "isolation",
+    "deliver",
+    "check",
+    "base_branch",
 )
 ISOLATIONS = ("worktree", "none")  # a task's own choice; "" follows the configuration
+DELIVER_MODES = ("merge", "branch", "none")
 
 
 def now_iso() -> str:
@@ -366,6 +370,9 @@ class Task(Record):
         max_attempts: int | None = None,
         after_children: str = "",
         isolation: str = "",
+        deliver: str = "",
+        check: str = "",
+        base_branch: str = "",
         status_reason: str = "",
         not_before: str = "",
         attempts: list[dict[str, Any]] | None = None,
@@ -374,6 +381,7 @@ class Task(Record):
         subtasks: list[str] | None = None,
         waiting_on_subtasks: bool = False,
         route: dict[str, Any] | None = None,
+        delivery: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
         self.id = id
@@ -407,6 +415,9 @@ class Task(Record):
         self.max_attempts = max_attempts
         self.after_children = after_children  # once its subtasks close: close or integrate
         self.isolation = isolation  # worktree, none, or "" for the configuration's
+        self.deliver = deliver  # merge, branch or none; "" for the configured default
+        self.check = check  # the command a merge must pass; "" for the configured one
+        self.base_branch = base_branch  # the branch checked out in cwd's repository at create
         # the supervisor's bookkeeping
         self.status_reason = status_reason  # why the task is blocked, or why it waits
         self.not_before = not_before  # a retry waits until then (backoff, rate-limit reset)
@@ -416,6 +427,7 @@ class Task(Record):
         self.subtasks: list[str] = [] if subtasks is None else subtasks  # children it created
         self.waiting_on_subtasks = waiting_on_subtasks  # blocked until its subtasks close
         self.route = route  # how its role was chosen: role, by (rule/triage/person), reason
+        self.delivery = delivery  # where its work stands: queued, merged, waiting, failures, ...
         self.extra: dict[str, Any] = {} if extra is None else extra  # beads fields not modeled
 
     def to_dict(self) -> dict[str, Any]:
@@ -454,6 +466,8 @@ class Task(Record):
             out["waiting_on_subtasks"] = True
         if self.route is not None:
             out["route"] = self.route
+        if self.delivery is not None:
+            out["delivery"] = self.delivery
         out.update(self.extra)
         return out
 
@@ -477,6 +491,10 @@ class Task(Record):
         _set_str(task, data, "after_children")
         if task.after_children not in ("", "close", "integrate"):
             raise ValueError(f"after_children {task.after_children!r} is not close or integrate")
+        for name in ("deliver", "check", "base_branch"):
+            _set_str(task, data, name)
+        if task.deliver not in ("", *DELIVER_MODES):
+            raise ValueError(f"deliver {task.deliver!r} is not one of {', '.join(DELIVER_MODES)}")
         for name in ("created_at", "updated_at", "closed_at", "defer_until"):
             _set_time(task, data, name)
         status = data.get("status") or "open"
@@ -531,6 +549,10 @@ class Task(Record):
         if route is not None and not isinstance(route, dict):
             raise ValueError("route is not an object")
         task.route = route
+        delivery = data.get("delivery")
+        if delivery is not None and not isinstance(delivery, dict):
+            raise ValueError("delivery is not an object")
+        task.delivery = delivery
         task.extra = {k: v for k, v in data.items() if k not in known}
         return task
 

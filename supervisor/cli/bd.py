@@ -163,8 +163,11 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
     dependents = [
         {"id": i, "type": t, **_brief(store, i)} for i, t in store.cache.dependents(task.id)
     ]
+    from supervisor.cli import work
+
     if as_json:
-        emit_json({**task.to_dict(), "dependencies": deps, "dependents": dependents})
+        where = work.where(store, task)
+        emit_json({**task.to_dict(), "dependencies": deps, "dependents": dependents, **where})
         return
     lines = [
         f"{task.id}  {clean(task.title)}",
@@ -189,6 +192,7 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
             from supervisor.cli.checks import effective_coder
 
             lines.append(f"coder: {effective_coder(store, task)} (the default)")
+    lines += work.lines(store, task)
     if task.labels:
         lines.append("labels: " + ", ".join(task.labels))
     if task.route:
@@ -328,6 +332,8 @@ def blocked(ctx: click.Context, as_json: bool) -> None:
     type=click.Choice(["close", "integrate"]),
     help="Once its subtasks close: close it, or run it once more to integrate.",
 )
+@click.option("--deliver", help="Where its work goes: merge, branch or none.")
+@click.option("--check", help="The command its merge must pass.")
 @click.option("--add-label", multiple=True)
 @click.option("--remove-label", multiple=True)
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")

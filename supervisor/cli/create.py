@@ -72,6 +72,8 @@ OPTIONS = (
         "idempotency_key",
         "Retry-safe: a create with a key used before prints that task's id, makes none.",
     ),
+    Option(("--deliver",), "deliver", "Where its work goes: merge, branch or none."),
+    Option(("--check",), "check", "The command its merge must pass (e.g. 'make test')."),
     Option(("--json",), "as_json", "Print the whole record as JSON.", "flag", False),
 )
 _BY_FLAG = {flag: option for option in OPTIONS for flag in option.flags}

@@ -2,7 +2,8 @@
 
 It queues a small graph of shell tasks (two in parallel, one that fails once and is retried, one
 that waits for all of them and receives their results), runs the supervisor until idle, and shows
-the fleet and one task in depth.
+the fleet and one task in depth. Each task's work is committed on its branch by its agent and
+merged onto the repository's `main` by the merge queue; the last screen is `main`'s log.
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ GRAPH = [
         "ship",
         "Ship it",
         ["docs", "code", "flaky"],
-        "echo 'each task worked on its own branch:' && git branch --list 'fleet/*' && "
-        "SUMMARY='4 branches ready to merge'; " + DONE,
+        "echo 'this branch starts with the work of the tasks it depends on:' && "
+        'for f in *; do echo "$f"; done && '
+        "echo 'version 1' > VERSION && SUMMARY='VERSION written; shipped'; " + DONE,
     ),
 ]
 
@@ -97,6 +99,19 @@ def run(
     Loop(store).run(until_idle=True)
     echo(f"(finished in {time.time() - started:.1f} s)\n")
     return store, ids
+
+
+def base_log(store: Store) -> str:
+    """The demo repository's `main`: the agents' commits and the queue's merges."""
+    repo = store.home.parent / "repo"
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "log", "--format=%h  %<(26,trunc)%an %s", "main"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout
 
 
 def _git(repo: Path, *args: str) -> None:

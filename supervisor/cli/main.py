@@ -50,6 +50,7 @@ COMMANDS = {
     "risk": "supervisor.cli.governance:risk_cmd",
     "quarantine": "supervisor.cli.governance:quarantine_cmd",
     "release": "supervisor.cli.governance:release_cmd",
+    "worktrees": "supervisor.cli.worktrees:worktrees",
 }
 
 

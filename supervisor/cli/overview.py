@@ -95,6 +95,7 @@ def build(
         supervisor=supervisor_running(store),
     )
     explain(store, found.waiting, waiting, now, ready)
+    views.explain_merging(store, found.ended)
     found.waiting += gates_waiting(store, now, {r["id"] for r in found.rows()})
     found.more = {
         "running": running_total - len(found.running),
@@ -128,16 +129,19 @@ def select(
     out = [views.row(store, Task.from_dict(b), now) for b in bodies]
     needs_ready = any(r["status"] == "open" for r in out)
     explain(store, out, bodies, now, sql.ready(store.cache, now) if needs_ready else {})
+    views.explain_merging(store, out)
     if statuses is not None and "closed" not in statuses and "in_progress" in statuses:
         out += gates_waiting(store, now, {r["id"] for r in out})
     return out
 
 
 def gates_waiting(store: Store, now: float, shown: set[str]) -> list[dict[str, Any]]:
-    """Closed tasks whose approval gate waits (status `gate`), with whom for and how long."""
+    """Closed tasks whose approval gate waits (status `gate`), with whom for and how long, and
+    closed tasks whose work waits for the merge queue, with where each stands."""
     from supervisor.cli.gate import waiting_rows
 
-    return waiting_rows(store, now, shown)
+    rows = waiting_rows(store, now, shown)
+    return rows + views.merging_rows(store, shown | {r["id"] for r in rows}, now)
 
 
 def explain(

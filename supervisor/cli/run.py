@@ -192,6 +192,7 @@ def _tasks_table(rows: list[dict[str, Any]]) -> str:
                 _count(r["tokens_in"]),
                 _count(r["tokens_out"]),
                 f"${r['cost_usd']:.2f}" if r["cost_usd"] else "",
+                f"{r['files']}f +{r['added']} -{r['deleted']}" if r.get("files") else "",
                 _cut(r["title"], 40),
                 r["cwd"],
                 _cut(r["why"], 70) if r["status"] != "in_progress" else "",
@@ -210,6 +211,7 @@ def _tasks_table(rows: list[dict[str, Any]]) -> str:
             "IN",
             "OUT",
             "COST",
+            "CHANGED",
             "TITLE",
             "CWD",
             "WHY",
@@ -356,4 +358,7 @@ def demo(ctx: click.Context, as_json: bool) -> None:
     click.echo((views.artifact(store, ship, 1, "log.txt") or b"").decode())
     click.echo(f"$ fleet task {ship.id} knowledge")
     click.echo((views.artifact(store, ship, 1, "knowledge.md") or b"").decode())
+    repo = store.home.parent / "repo"
+    click.echo(f"$ git -C {repo} log main   # where the work ended up: the agents' commits")
+    click.echo(demo_mod.base_log(store))
     click.echo(explore_hint(store.home, given=home is not None))

@@ -80,7 +80,15 @@ def overview(store: Any, task_id: str) -> dict[str, Any]:
         "log_tail": log_tail,
         "stderr_tail": stderr_tail,
         "gate": _gate(store, found),
+        **_delivered(store, found),
     }
+
+
+def _delivered(store: Any, found: Any) -> dict[str, Any]:
+    """Where its work is: branch, base, worktree, delivery state (supervisor.cli.work)."""
+    from supervisor.cli import work
+
+    return {"delivery": work.where(store, found), "work_lines": work.lines(store, found)}
 
 
 def _planned(found: Any) -> dict[str, Any]:
@@ -117,7 +125,7 @@ def render_overview(d: dict[str, Any]) -> str:
     if d["subtasks"]:
         waits = " (waits for them)" if d["waiting_on_subtasks"] else ""
         lines.append(f"subtasks: {', '.join(d['subtasks'])}{waits}")
-    if d["branch"]:
+    if d["branch"] and not d.get("work_lines"):
         lines.append(f"branch: {d['branch']}   worktree: {d['workdir']}")
     running = f" (attempt {d['running']} running)" if d["running"] else ""
     lines.append(
@@ -125,6 +133,7 @@ def render_overview(d: dict[str, Any]) -> str:
         f" {tokens(u['input_tokens'])}, out {tokens(u['output_tokens'])}"
         f"   cost {money(u['cost_usd'])}"
     )
+    lines += d.get("work_lines") or []
     if d["log_tail"] or d["stderr_tail"]:
         lines += ["", f"last lines of the log (`fleet task {d['id']} log`):"]
         lines += ["  " + x for x in d["log_tail"]]
@@ -344,6 +353,28 @@ def task_attempts(ctx: click.Context, as_json: bool) -> None:
         if rows
         else "no attempts yet"
     )
+
+
+@task.command("diff")
+@_attempt_opt
+@click.option("--stat", is_flag=True, help="Files and lines changed, not the diff.")
+@_json_opt("The work record and its diff")
+@click.pass_context
+def task_diff(ctx: click.Context, n: int | None, stat: bool, as_json: bool) -> None:
+    """What the attempt changed on the task's branch (the diff recorded when it ended)."""
+    from supervisor.cli import work
+
+    work.diff(ctx, ctx.obj, n, stat, as_json)
+
+
+@task.command("merge")
+@_json_opt("The task after the merge")
+@click.pass_context
+def task_merge(ctx: click.Context, as_json: bool) -> None:
+    """Merge the task's branch onto its base branch now (with the check, as the queue does)."""
+    from supervisor.cli import work
+
+    work.merge_now(ctx, ctx.obj, as_json)
 
 
 def _gate_command() -> None:

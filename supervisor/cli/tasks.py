@@ -32,6 +32,7 @@ HEADERS = (
     "IN",
     "OUT",
     "COST",
+    "CHANGED",
     "TITLE",
     "CWD",
     "WHY",
@@ -176,10 +177,18 @@ def cells(r: dict[str, Any]) -> list[str]:
         count(r["tokens_in"]),
         count(r["tokens_out"]),
         f"${r['cost_usd']:.2f}" if r["cost_usd"] else "",
+        _changed(r),
         r["title"],
         short_path(r["cwd"] or ""),
         r["why"] if r["status"] != "in_progress" else "",
     ]
+
+
+def _changed(r: dict[str, Any]) -> str:
+    """Files and lines the task's work changed, as `2f +10 -3` ("" when it recorded none)."""
+    if not r.get("files"):
+        return ""
+    return f"{r['files']}f +{r.get('added', 0)} -{r.get('deleted', 0)}"
 
 
 def render(rows: list[dict[str, Any]], width: int | None) -> str:

@@ -44,6 +44,33 @@ def rows(store: Store, show_all: bool = False, now: float | None = None) -> list
         from supervisor.cli.gate import waiting_rows
 
         out += waiting_rows(store, now, {r["id"] for r in out})
+    out += merging_rows(store, {r["id"] for r in out}, now)
+    return out
+
+
+def explain_merging(store: Store, rows: list[dict[str, Any]]) -> None:
+    """WHY of closed rows whose work waits for the merge queue: where its merge stands."""
+    queued = [r for r in rows if r["status"] == "closed" and r.get("delivery") == "queued"]
+    if not queued:
+        return
+    from supervisor.run.merges import waiting
+
+    line = waiting(store.home)
+    for r in queued:
+        r["why"] = line.get(r["id"]) or r.get("delivery_waiting") or "queued for its merge"
+
+
+def merging_rows(store: Store, shown: set[str], now: float) -> list[dict[str, Any]]:
+    """Closed tasks whose work waits for the merge queue, with where each stands."""
+    from supervisor.run.merges import waiting
+
+    line = waiting(store.home)  # the running supervisor's queue (a query over every closed
+    out = []  # task would cost `fleet tasks` its budget at 100,000 tasks)
+    for task_id in sorted(set(line) - shown):
+        task = store.cache.get(task_id)
+        if task is not None and (task.delivery or {}).get("state") == "queued":
+            out.append(row(store, task, now))
+            out[-1]["why"] = line.get(task.id) or (task.delivery or {}).get("waiting") or "queued"
     return out
 
 
@@ -83,6 +110,25 @@ def row(store: Store, task: Task, now: float) -> dict[str, Any]:
         "cwd": task.cwd,
         "why": task.status_reason,
         "priority": task.priority,
+        **changed(task),
+    }
+
+
+def changed(task: Task) -> dict[str, Any]:
+    """Files and lines the task's last recorded work changed."""
+    work: dict[str, Any] = {}
+    for attempt in reversed(task.attempts):
+        if (attempt.get("work") or {}).get("head"):
+            work = attempt["work"]
+            break
+    delivery = task.delivery or {}
+    return {
+        "delivery": str(delivery.get("state") or ""),
+        "delivery_waiting": str(delivery.get("waiting") or ""),
+        "branch": str(work.get("branch") or ""),
+        "files": int(work.get("files") or 0),
+        "added": int(work.get("added") or 0),
+        "deleted": int(work.get("deleted") or 0),
     }
 
 

@@ -15,6 +15,7 @@ from supervisor.handoffs import check_requirement, start_reactions
 from supervisor.limits import check_text, check_title
 from supervisor.model import (
     BLOCKING_TYPES,
+    DELIVER_MODES,
     DEP_TYPE_PATTERN,
     ISOLATIONS,
     KNOWN_DEP_TYPES,
@@ -31,6 +32,7 @@ from supervisor.model import (
     now_iso,
 )
 from supervisor.queue import idempotency
+from supervisor.store.repo import head_branch
 from supervisor.store.store import Change, Snapshot, Store, user_actor
 
 DEFAULT_PREFIX = "fl"
@@ -65,6 +67,8 @@ class NewTask(Record):
         requires: str = "",  # approvals its work needs: "human,role:reviewer"
         isolation: str = "",
         idempotency_key: str = "",
+        deliver: str = "",
+        check: str = "",
     ) -> None:
         self.title = title
         self.idempotency_key = idempotency_key  # a retry with the same key makes no second task
@@ -90,6 +94,8 @@ class NewTask(Record):
         self.after_children = after_children
         self.requires = requires
         self.isolation = isolation
+        self.deliver = deliver  # merge, branch or none ("": the configured default)
+        self.check = check  # the command a merge must pass ("": the configured one)
 
 
 def check_after_children(value: str) -> str:
@@ -140,6 +146,15 @@ def check_limits(max_seconds: float | None, max_cost: float | None) -> None:
             )
 
 
+def check_deliver(deliver: str) -> str:
+    if deliver not in ("", *DELIVER_MODES):
+        raise BadInput(
+            f"--deliver {deliver!r} is not a delivery mode",
+            hint="use merge (the merge queue), branch (left for you) or none",
+        )
+    return deliver
+
+
 def _prefix(snap: Snapshot) -> str:
     prefix = snap.store.cache.id_prefix() or DEFAULT_PREFIX
     return prefix if PREFIX_PATTERN.match(prefix) else DEFAULT_PREFIX
@@ -182,8 +197,14 @@ class _Checked:
     """What `bd create` was given, checked before the store is read."""
 
     def __init__(
-        self, title: str, cwd: str, wanted: list[tuple[str, str]], requires: list[str]
+        self,
+        title: str,
+        cwd: str,
+        wanted: list[tuple[str, str]],
+        requires: list[str],
+        base_branch: str = "",
     ) -> None:
+        self.base_branch = base_branch  # the branch checked out where the task was created
         self.title = title
         self.cwd = cwd
         self.wanted = wanted
@@ -206,10 +227,12 @@ def _checked(new: NewTask) -> _Checked:
     check_isolation(new.isolation)
     requires = [check_requirement(r.strip()) for r in new.requires.split(",") if r.strip()]
     cwd = resolve_cwd(new.cwd)
+    check_deliver(new.deliver)
+    base_branch = head_branch(Path(cwd))
     wanted = [parse_dep(d) for d in new.deps if d.strip()]
     if new.parent:
         wanted.append((PARENT_TYPE, check_id(new.parent, "parent id")))
-    return _Checked(title, cwd, wanted, requires)
+    return _Checked(title, cwd, wanted, requires, base_branch)
 
 
 def new_task(
@@ -257,6 +280,9 @@ def new_task(
         max_attempts=new.max_attempts,
         after_children=new.after_children,
         isolation=new.isolation,
+        deliver=new.deliver,
+        check=new.check,
+        base_branch=check.base_branch,
     )
 
 
@@ -291,6 +317,8 @@ UPDATABLE = (
     "max_attempts",
     "after_children",
     "isolation",
+    "deliver",
+    "check",
 )
 
 
@@ -330,6 +358,7 @@ def update(
         )
     if "cwd" in fields:
         fields["cwd"] = resolve_cwd(str(fields["cwd"]))
+    check_deliver(str(fields.get("deliver", "")))
     if "title" in fields and not str(fields["title"]).strip():
         raise BadInput("the title cannot be empty", hint='--title "Fix the login bug"')
     if "title" in fields:
@@ -344,6 +373,9 @@ def update(
             lifecycle.set_status(task, status, actor or user_actor(), reason or "", time.time())
         for key, value in fields.items():
             setattr(task, key, value)
+        queued = (task.delivery or {}).get("state") == "queued"
+        if queued and fields.get("deliver") in ("branch", "none"):  # out of the merge queue
+            task.delivery = {**(task.delivery or {}), "state": fields["deliver"]}
         task.labels = sorted((set(task.labels) | set(adds)) - set(removes))
         if task.to_dict() == before:
             return None, task

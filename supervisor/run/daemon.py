@@ -162,7 +162,8 @@ class Loop:
                 return report
             if self.supervisor.stopping and not self.supervisor.running:
                 return report
-            if until_idle and not report.running and self._nothing_to_claim(report):
+            idle = not report.running and not report.merging
+            if until_idle and idle and self._nothing_to_claim(report):
                 return report
             self._wait(report)
 
@@ -189,7 +190,7 @@ class Loop:
         if report.ended:
             return  # what waited for the ended attempts may be ready now
         now = time.time()
-        limit = BUSY_TICK if report.running else 1.0
+        limit = BUSY_TICK if report.running or report.merging else 1.0
         wake = self.supervisor.next_wake(now) if report.waiting and not report.running else None
         if wake is not None:
             limit = min(limit, max(0.0, wake - now) + 0.01)

@@ -25,9 +25,11 @@ def build(
     max_depth: int = 3,
     job: str = "",
     handbook: str = "",
+    branch_notes: list[str] | None = None,
 ) -> str:
     """`job`: what a triage or refinement attempt asks instead of the work ("" for the work);
-    `handbook`: the handbook of the role the attempt runs as."""
+    `handbook`: the handbook of the role the attempt runs as; `branch_notes`: what bringing the
+    worktree up to date with its base and blockers left for the agent (a conflict to resolve)."""
     from supervisor.run import review
 
     parts = [f"# Task {task.id}: {task.title}"]
@@ -64,6 +66,7 @@ def build(
         )
     if job:
         parts.append(job)
+    parts += delivery_notes(task, branch_notes or [])
     parts.append(
         "## How to finish\n\n"
         f"Working directory: {workdir}\n"
@@ -97,5 +100,34 @@ def _handoff(task: Task, lookup: Callable[[str], Task | None]) -> list[str]:
             lines += [f"- open question: {q}" for q in questions]
         if other.close_reason and not (results and results[-1]["summary"] == other.close_reason):
             lines.append(f"Closed: {other.close_reason}")
+        lines += changed_files(other)
         out.append("\n".join(lines))
     return out
+
+
+def changed_files(task: Task) -> list[str]:
+    """What a task's branch changed (its last recorded work), as a diffstat."""
+    work = next((a["work"] for a in reversed(task.attempts) if a.get("work", {}).get("head")), None)
+    if not work:
+        return []
+    lines = [
+        f"Its branch {work.get('branch')} changed {work.get('files', 0)} file(s), "
+        f"+{work.get('added', 0)} -{work.get('deleted', 0)}:"
+    ]
+    for f in work.get("stat") or []:
+        added = "-" if f.get("added") is None else f.get("added")
+        deleted = "-" if f.get("deleted") is None else f.get("deleted")
+        lines.append(f"- {f.get('path')} +{added} -{deleted}")
+    return lines
+
+
+def delivery_notes(task: Task, branch_notes: list[str]) -> list[str]:
+    """What the agent must know about its branch: a merge or check that failed last time (the
+    handoff of a reopened task), a conflict left to resolve."""
+    parts = []
+    handoff = str((task.delivery or {}).get("handoff") or "")
+    if handoff and (task.delivery or {}).get("state") == "reopened":
+        parts.append("## Your work did not merge\n\n" + handoff.strip())
+    if branch_notes:
+        parts.append("## Your branch\n\n" + "\n\n".join(branch_notes))
+    return parts

@@ -15,13 +15,14 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import coders
 from coders.base import Coder, Command, RunSpec
 from supervisor import accounts
 from supervisor.config import Config
 from supervisor.model import Task
-from supervisor.run import environment, knowledge, sandbox, triage, worktree
+from supervisor.run import environment, knowledge, resume, sandbox, stack, triage, worktree
 from supervisor.run.attempt import Attempt, live_files, write_json
 from supervisor.run.process import TOKEN_ENV, Processes, SpawnError, new_token
 from supervisor.store.store import Store
@@ -42,6 +43,9 @@ class Prepared:
     prompt: str  # the knowledge
     command: Command
     env: dict[str, str]
+    fresh: Path | None = None  # a worktree made for this attempt: removed if it cannot start
+    start: str = ""  # the commit its branch is at when the agent starts
+    resumed: dict[str, Any] | None = None  # the session it resumes, and why
 
 
 def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
@@ -59,27 +63,37 @@ def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
         ) from None
     attempt = Attempt(task.id, n, coder, coder.parser(), files, now, checkpoint_at=now)
     attempt.model, attempt.account = run.model, run.account
+    entered = stack.Entered(Path(task.cwd))
     try:
-        workdir = _workdir(store, config, task)
+        entered = _workdir(store, config, task)
+        workdir = entered.workdir
         attempt.workdir = str(workdir)
         role_name = (task.run.role if task.run else "") or task.role
         role = config.roles.get(role_name) if role_name else None
         handbook = role.handbook if role else ""  # in the knowledge, not the system prompt
-        prompt = knowledge.build(
-            task,
-            workdir,
-            files.result,
-            store.cache.get,
-            config.max_depth,
-            triage.knowledge(task, config),
-            handbook,
-        )
+        resumed = resume.plan(task, coder.name, attempt.account)
+        if resumed:
+            prompt = resume.prompt(resumed, task, files.result, entered.notes)
+        else:
+            prompt = knowledge.build(
+                task,
+                workdir,
+                files.result,
+                store.cache.get,
+                config.max_depth,
+                triage.knowledge(task, config),
+                handbook,
+                entered.notes,
+            )
         spec = run_spec(config, task, attempt, prompt, workdir, os.environ)
+        spec.resume_session = resumed["session"] if resumed else ""
         attempt.parser, attempt.spec = coder.parser(spec), spec
         command = coder.command(spec)
     except SpawnError as exc:
+        stack.discard(entered.fresh)
         raise LaunchError(exc.reason) from None
     except (worktree.WorktreeError, ValueError, KeyError, OSError) as exc:
+        stack.discard(entered.fresh)
         raise LaunchError(str(exc)) from None
     base = agent_base_env()
     if coder.name == "shell":  # a command from a task: the allow-list only
@@ -102,8 +116,9 @@ def prepare(store: Store, config: Config, task: Task, now: float) -> Prepared:
             rw = sandbox.writable(workdir, files.root, coder_name, spec.config_dir)
             command.argv = sandbox.argv(command.argv, workdir, rw, config.sandbox_network)
         except (sandbox.SandboxError, OSError) as exc:
+            stack.discard(entered.fresh)
             raise LaunchError(str(exc)) from None
-    return Prepared(attempt, prompt, command, env)
+    return Prepared(attempt, prompt, command, env, entered.fresh, entered.start, resumed)
 
 
 def try_prepare(store: Store, config: Config, task: Task, now: float) -> Prepared | LaunchError:
@@ -135,6 +150,10 @@ def _start(processes: Processes, prepared: Prepared | LaunchError) -> Attempt | 
     (files.root / "tmp").mkdir(parents=True)
     try:
         files.knowledge.write_text(prepared.prompt, encoding="utf-8")
+        if prepared.start:
+            (files.root / "start").write_text(prepared.start)
+        if prepared.resumed:
+            resume.write(files.root, prepared.resumed)
         _write_files(prepared.command.files)
         attempt.handle = processes.spawn(
             prepared.command.argv,
@@ -145,8 +164,10 @@ def _start(processes: Processes, prepared: Prepared | LaunchError) -> Attempt | 
             files.rc,
         )
     except SpawnError as exc:
+        stack.discard(prepared.fresh)
         return LaunchError(exc.reason)
     except OSError as exc:
+        stack.discard(prepared.fresh)
         return LaunchError(str(exc))
     write_json(files.handle, attempt.handle.to_dict())
     return attempt
@@ -162,14 +183,14 @@ def _write_files(files: Mapping[Path, str]) -> None:
                 path.write_text(text)
 
 
-def _workdir(store: Store, config: Config, task: Task) -> Path:
+def _workdir(store: Store, config: Config, task: Task) -> stack.Entered:
     cwd = Path(task.cwd) if task.cwd else None
     if cwd is None or not cwd.is_dir():
         hint = f"fleet bd update {task.id} --cwd DIR"
         raise SpawnError(f"the working directory {task.cwd or '(none)'} does not exist ({hint})")
     if (task.isolation or config.isolation) == "worktree":
-        return worktree.prepare(cwd, task.id, store.home / "worktrees")
-    return cwd
+        return stack.enter(task, cwd, store.home / "worktrees")
+    return stack.Entered(cwd)
 
 
 def run_spec(

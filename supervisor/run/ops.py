@@ -36,6 +36,7 @@ class TickReport:
     ended: list[tuple[str, str]] = field(default_factory=list)  # (task id, outcome)
     running: int = 0
     waiting: int = 0  # ready now or after a backoff
+    merging: int = 0  # closed tasks whose work the merge queue has yet to deliver
 
 
 def commit(store: Store, actor: str, ops: list[Op]) -> set[str]:

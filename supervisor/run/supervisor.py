@@ -23,7 +23,7 @@ from supervisor.config import Config
 from supervisor.errors import FleetError
 from supervisor.lifecycle import Ending, Policy
 from supervisor.model import Task
-from supervisor.run import adopt, decompose, ending, ownership, triage
+from supervisor.run import adopt, decompose, delivery, ending, merges, ownership, triage
 from supervisor.run.accounting import Book
 from supervisor.run.attempt import Attempt, live_dir, waiting_path, write_json
 from supervisor.run.dispatch import Fleet, Pick, choose, claim_op, today
@@ -76,6 +76,7 @@ class Supervisor:
         self._roles = RoleView()  # the store's roles folded into the configuration
         self._reactor = Reactor()  # [[on]] rules, review verdicts, gates
         self.governor = Governor(store, self.actor)  # risk and quarantine
+        self.merges = merges.Queue(store, self.actor, background_stops)  # delivery
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -103,6 +104,7 @@ class Supervisor:
         won = commit(self.store, self.actor, claims)
         report.claimed = [p.task.id for p in picks if p.task.id in won]
         ops += self._start(report.claimed, now, report)
+        ops += self.merges.step(snap.commit, self.config, now)
         won = commit(self.store, self.actor, ops)
         self.stops.remove(
             [live_dir(home, op.task_id) for op in ops if op.ended and op.task_id in won]
@@ -115,6 +117,7 @@ class Supervisor:
         self.governor.tick(self.config, self.running, now, report)
         report.running = len(self.running)
         report.waiting = len(self.store.cache.ready(now, waiting=True))
+        report.merging = self.merges.pending([task_id for task_id, _ in report.ended])
         return report
 
     def _load(self, snap: Snapshot) -> None:
@@ -209,7 +212,9 @@ class Supervisor:
         self._spent.append((name, attempt.usage, budgets.cost(attempt.usage, prices)))
         summary = ending.record(attempt, end, code, now, self.actor, prices)
         summary.update(triage.record_fields(ended))
+        delivered = delivery.on_end(self.store, attempt, end, summary)  # its work, its diff
         op = ending.end_op(attempt, end, summary, now, self.policy)
+        op = delivery.hooked(op, attempt.n, summary, self.config, now, delivered)
         return decompose.planned(op, attempt.n, summary, fill, subtasks, ended, self.config, now)
 
     def _write_waiting(self) -> None:

@@ -1,6 +1,7 @@
 """Isolation: an attempt on a task whose cwd is inside a git repository runs in a worktree of
-its own, on branch `fleet/<id>` from the repository's current HEAD. The branch and the worktree
-are kept after the attempt, so unmerged work is never deleted and a retry continues it.
+its own, on branch `fleet/<id>` from the task's base branch (else the repository's HEAD). The
+branch and the worktree are kept after the attempt, so unmerged work is never deleted and a retry
+continues it; `stack` brings them up to date with the base and the blockers' branches.
 """
 
 from __future__ import annotations
@@ -33,13 +34,23 @@ def _git(root: Path, *args: str) -> str:
     return proc.stdout.decode()
 
 
-def prepare(cwd: Path, task_id: str, worktrees: Path) -> Path:
-    """The directory an attempt runs in: the task's place inside its own worktree."""
+def place_of(root: Path, task_id: str, worktrees: Path) -> Path:
+    """Where the worktree of `task_id` in the repository at `root` lives."""
+    return repo_folder(root, worktrees) / task_id
+
+
+def repo_folder(root: Path, worktrees: Path) -> Path:
+    tag = hashlib.sha1(str(root).encode(), usedforsecurity=False).hexdigest()[:8]
+    return worktrees / f"{root.name}-{tag}"
+
+
+def prepare(cwd: Path, task_id: str, worktrees: Path, start: str = "HEAD") -> Path:
+    """The directory an attempt runs in: the task's place inside its own worktree, on a branch
+    made from `start` (a ref of the repository) the first time."""
     root = repo_root(cwd)
     if root is None:
         return cwd
-    tag = hashlib.sha1(str(root).encode(), usedforsecurity=False).hexdigest()[:8]
-    place = worktrees / f"{root.name}-{tag}" / task_id
+    place = place_of(root, task_id, worktrees)
     branch = f"fleet/{task_id}"
     if not (place / ".git").exists():
         place.parent.mkdir(parents=True, exist_ok=True)
@@ -48,9 +59,11 @@ def prepare(cwd: Path, task_id: str, worktrees: Path) -> Path:
         if has_branch.returncode == 0:
             _git(root, "worktree", "add", "--quiet", str(place), branch)
         else:
+            if run_in(root, "rev-parse", "--verify", "--quiet", f"{start}^{{commit}}").returncode:
+                start = "HEAD"  # the base branch is gone: the repository's current commit
             if run_in(root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}").returncode:
                 raise WorktreeError(f"{root} has no commit yet to branch a worktree from")
-            _git(root, "worktree", "add", "--quiet", "-b", branch, str(place), "HEAD")
+            _git(root, "worktree", "add", "--quiet", "-b", branch, str(place), start)
     inside = place / cwd.resolve().relative_to(root.resolve())
     inside.mkdir(parents=True, exist_ok=True)  # git keeps no empty or untracked directory
     return inside

@@ -363,6 +363,15 @@ class Cache:
         sql = "SELECT depends_on_id, count(*) FROM deps GROUP BY depends_on_id"
         return {target: int(n) for target, n in self.db.execute(sql)}
 
+    def delivering(self) -> list[dict[str, Any]]:
+        """The JSON of every closed task whose work waits for the merge queue."""
+        sql = (
+            f"SELECT b.body FROM tasks t {BODY} WHERE t.status='closed'"
+            " AND instr(b.body, '\"queued\"') > 0"
+            " AND json_extract(b.body, '$.delivery.state') = 'queued'"
+        )
+        return [json.loads(body) for (body,) in self.db.execute(sql)]
+
     def count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM tasks").fetchone()[0])
 

@@ -167,13 +167,15 @@ def test_a_task_runs_to_the_end_through_the_real_cli(
     asked = first.path + json.dumps(first.body)  # the model is in the body, or Gemini's path
     assert attempt["model"] and attempt["model"].split("/")[-1] in asked
     workdir = Path(attempt["workdir"])
-    assert (workdir / HELLO_NAME).read_text() == HELLO_TEXT
-    if PLACES[name] == "repo":
+    if PLACES[name] == "repo":  # worked in its worktree on fleet/<id>, merged, then pruned
         assert workdir.parent.parent == home / "worktrees" and workdir.name == task_id
-        assert branch_of(workdir) == f"fleet/{task_id}"
-        assert not (git_repo / HELLO_NAME).exists()
+        assert attempt["work"]["branch"] == f"fleet/{task_id}"
+        assert task.delivery and task.delivery["state"] == "merged" and task.delivery["pruned"]
+        assert not workdir.exists()
+        assert (git_repo / HELLO_NAME).read_text() == HELLO_TEXT
     else:
         assert workdir == cwd
+        assert (workdir / HELLO_NAME).read_text() == HELLO_TEXT
     assert want["input_tokens"] > 0
     assert {kind: attempt["usage"][kind] for kind in want} == want
     raw = json.loads(ok(fleet("task", task_id, "log", "--raw", "--json")).out)["log"]

@@ -392,7 +392,8 @@ def test_stop_now_stops_the_agents_and_reopens_their_tasks(
 def test_agent_runs_in_its_worktree_detached_with_a_clean_environment(
     store: Store, git_repo: Path, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    configure.set_values(store, ["coder=shell"])  # isolation: the default, worktree
+    # isolation: the default, worktree; the branch is left for the user (not merged, not pruned)
+    configure.set_values(store, ["coder=shell", "deliver=branch"])
     monkeypatch.setenv("GIT_AUTHOR_NAME", "not for agents")
     report = tmp_path / "report"
     command = (
@@ -512,6 +513,11 @@ def test_demo_runs_without_any_agent_cli(tmp_path: Path, monkeypatch: pytest.Mon
         r"^  #1 failure the command exited with 1: tests failed: flaky network$", out, re.M
     )
     assert re.search(r"^\$ fleet task fl-\w+ log$", out, re.M)
-    assert re.search(r"^\d\d:\d\d:\d\d each task worked on its own branch:$", out, re.M)
+    assert re.search(r"^\d\d:\d\d:\d\d this branch starts with the work", out, re.M)
+    assert re.search(r"^\d\d:\d\d:\d\d main\.py$", out, re.M)  # a blocker's file
+    tail = out[out.index(" log main   # where the work ended up") :]
+    assert len(re.findall(r"Merge fleet/fl-\w+: ", tail)) >= 4  # setup changed nothing
+    for summary in ("main.py prints 42", "README.md written", "VERSION written; shipped"):
+        assert re.search(rf"^\w+  shell +{summary}$", tail, re.M)
     assert re.search(r"^\$ fleet task fl-\w+ knowledge\n# Task fl-\w+: Ship it$", out, re.M)
     assert "## What the tasks this one depends on produced" in out

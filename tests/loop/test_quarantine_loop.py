@@ -31,8 +31,11 @@ def repo(path: Path, tests: int = 5) -> None:
 
 
 def commit_all(path: Path, message: str) -> None:
+    """Commit what the agent left (fleet may have committed it at the attempt's end already)."""
     subprocess.run(["git", "-C", str(path), "add", "-A"], check=True)
-    subprocess.run(["git", "-C", str(path), *IDENT, "commit", "-qm", message], check=True)
+    subprocess.run(
+        ["git", "-C", str(path), *IDENT, "commit", "-qm", message, "--allow-empty"], check=True
+    )
 
 
 def held(rig: Rig) -> dict[str, dict[str, object]]:

@@ -5,6 +5,7 @@ Lines (anything else is plain text):
     plan: TEXT                 the plan the agent states
     usage: N                   N more output tokens
     rate limited until EPOCH   the account's limit was hit; it resets at EPOCH
+    session: ID                the agent's session (resumed with `--resume ID`)
 
 Unlike the shell coder, it needs the result file (as the agent CLIs do).
 """
@@ -37,6 +38,9 @@ class ScriptedParser:
         self.resets_at: float | None = None
 
     def feed(self, line: str) -> list[Event]:
+        if line.startswith("session: "):
+            self.session_id = line.removeprefix("session: ")
+            return [Event(EventKind.SESSION, session_id=self.session_id)]
         if line.startswith("plan: "):
             self.plan = line.removeprefix("plan: ")
         elif line.startswith("usage: "):
@@ -78,7 +82,8 @@ class ScriptedCoder(BaseCoder):
         env = {"SCRIPTED_MODEL": spec.model}
         if spec.config_dir is not None:
             env["SCRIPTED_HOME"] = str(spec.config_dir)
-        return Command(argv=[BINARY, "--prompt", spec.prompt], env=env)
+        resume = ["--resume", spec.resume_session] if spec.resume_session else []
+        return Command(argv=[BINARY, *resume, "--prompt", spec.prompt], env=env)
 
     def parser(self, spec: RunSpec | None = None) -> ScriptedParser:
         return ScriptedParser()

@@ -6,6 +6,8 @@ agent's working directory with the CLI's own file-writing tool, the next writes 
 file, the last answers. Each mock reads how far the agent got from the conversation it is sent and
 words the step in its API's shapes. `mode` turns it into a failure case instead (429, usage limit,
 401, 529, ...); `warn` answers normally with the API's early-warning rate-limit headers.
+`extra["forget_result"]` makes the agent end without the result file, and write it only when a
+later message (a nudge that names the result file but no working directory) asks for it.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ def script_step(script: Script, done: int, workdir: str, result: str, prompt: st
         hello = f"{workdir}/{HELLO_NAME}" if workdir else HELLO_NAME
         return Step(PLAN_TEXT, hello, HELLO_TEXT, script.extra.get("write_with"))
     if done == 1 and result:
+        if script.extra.get("forget_result") and workdir:
+            return Step(FINAL_TEXT)  # ends cleanly without the result file, until asked for it
         chosen = script.extra.get("result_for")  # a test's own result, by result file
         text = chosen(result) if callable(chosen) else None
         return Step("", result, (text or script.result_for(prompt)) + "\n")
