@@ -64,8 +64,9 @@ GRAPH = [
 
 def run(
     echo: Callable[[str], None], keep: bool = False, home: Path | None = None
-) -> tuple[Store, dict[str, str]]:
-    """Run the demo (in `home`, else a throwaway one); return its store and its tasks' ids."""
+) -> tuple[Store, dict[str, str], Path]:
+    """Run the demo (in `home`, else a throwaway one); its store, its tasks' ids and the
+    repository the agents worked in."""
     base = Path(tempfile.mkdtemp(prefix="fleet-demo-"))
     repo = base / "repo"
     repo.mkdir()
@@ -98,12 +99,11 @@ def run(
     started = time.time()
     Loop(store).run(until_idle=True)
     echo(f"(finished in {time.time() - started:.1f} s)\n")
-    return store, ids
+    return store, ids, repo
 
 
-def base_log(store: Store) -> str:
+def base_log(repo: Path) -> str:
     """The demo repository's `main`: the agents' commits and the queue's merges."""
-    repo = store.home.parent / "repo"
     proc = subprocess.run(
         ["git", "-C", str(repo), "log", "--format=%h  %<(26,trunc)%an %s", "main"],
         env=clean_env(),

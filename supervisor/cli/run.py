@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from supervisor.cli.ids import TASK_ID
-from supervisor.cli.main import color, emit_json, open_store, table
+from supervisor.cli.main import emit_json, open_store
+from supervisor.cli.numbers import duration
 from supervisor.errors import BadInput
 
 
@@ -107,11 +108,11 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"supervisor: not running ({store.home})")
     elif data["state"] == "stopping":
         click.echo(
-            f"supervisor: stopping ({data['stopping_how']}, for {_duration(data['stopping_since'])}"
+            f"supervisor: stopping ({data['stopping_how']}, for {duration(data['stopping_since'])}"
             f"), pid {info.pid}; waiting for: {', '.join(data['waiting_for']) or 'nothing'}"
         )
     else:
-        click.echo(f"supervisor: running, pid {info.pid}, up {_duration(data['uptime_seconds'])}")
+        click.echo(f"supervisor: running, pid {info.pid}, up {duration(data['uptime_seconds'])}")
     paused = " (paused: claiming nothing new)" if data["paused"] else ""
     counts = f"agents running: {data['agents']}   ready: {data['queued']}"
     click.echo(f"{counts}   blocked: {data['blocked']}{paused}")
@@ -165,79 +166,6 @@ def _loop(
         from supervisor.errors import FleetError
 
         raise FleetError(loop.supervisor.config_error, hint="`fleet config edit` repairs it")
-
-
-# -- fleet tasks ---------------------------------------------------------------------------------
-
-
-# `fleet tasks` itself lives in supervisor/cli/tasks.py; the demo prints this table.
-
-
-def _tasks_table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "no tasks"
-    colors = {"in_progress": "yellow", "blocked": "red", "closed": "bright_black", "open": "green"}
-    body = []
-    for r in rows:
-        coder = "/".join(x for x in (r["coder"], r["model"]) if x)
-        body.append(
-            [
-                r["id"],
-                color(r["status"], colors.get(r["status"], "white")),
-                coder,
-                r["account"],
-                r["attempt"] or "",
-                _duration(r["elapsed"]) if r["elapsed"] else "",
-                _duration(r["idle"]) if r["idle"] is not None else "",
-                _count(r["tokens_in"]),
-                _count(r["tokens_out"]),
-                f"${r['cost_usd']:.2f}" if r["cost_usd"] else "",
-                f"{r['files']}f +{r['added']} -{r['deleted']}" if r.get("files") else "",
-                _cut(r["title"], 40),
-                r["cwd"],
-                _cut(r["why"], 70) if r["status"] != "in_progress" else "",
-            ]
-        )
-    return table(
-        body,
-        [
-            "ID",
-            "STATUS",
-            "CODER",
-            "ACCOUNT",
-            "TRY",
-            "ELAPSED",
-            "IDLE",
-            "IN",
-            "OUT",
-            "COST",
-            "CHANGED",
-            "TITLE",
-            "CWD",
-            "WHY",
-        ],
-    )
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    s = int(seconds)
-    return (
-        f"{s // 3600}h{s % 3600 // 60:02d}m"
-        if s >= 3600
-        else f"{s // 60}m{s % 60:02d}s"
-        if s >= 60
-        else f"{s}s"
-    )
-
-
-def _count(n: int) -> str:
-    return "" if not n else f"{n / 1000:.1f}k" if n >= 1000 else str(n)
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # -- control -------------------------------------------------------------------------------------
@@ -343,12 +271,15 @@ def demo(ctx: click.Context, as_json: bool) -> None:
 
     home = given_home(ctx.find_root().obj)
     if as_json:
-        store, ids = demo_mod.run(lambda line: None, home=home)
-        emit_json({"home": str(store.home), "tasks": ids})
+        store, ids, repo = demo_mod.run(lambda line: None, home=home)
+        emit_json({"home": str(store.home), "tasks": ids, "repository": str(repo)})
         return
-    store, ids = demo_mod.run(click.echo, home=home)
+    store, ids, repo = demo_mod.run(click.echo, home=home)
     click.echo("$ fleet tasks --all")
-    click.echo(_tasks_table(views.rows(store, show_all=True)) + "\n")
+    from supervisor.cli.tasks import render
+
+    rows = views.rows(store, show_all=True)
+    click.echo((render(rows, None) if rows else "no tasks") + "\n")
     ship = store.get(ids["ship"])
     flaky = store.get(ids["flaky"])
     click.echo(f"$ fleet task {flaky.id} attempts")
@@ -358,7 +289,6 @@ def demo(ctx: click.Context, as_json: bool) -> None:
     click.echo((views.artifact(store, ship, 1, "log.txt") or b"").decode())
     click.echo(f"$ fleet task {ship.id} knowledge")
     click.echo((views.artifact(store, ship, 1, "knowledge.md") or b"").decode())
-    repo = store.home.parent / "repo"
     click.echo(f"$ git -C {repo} log main   # where the work ended up: the agents' commits")
-    click.echo(demo_mod.base_log(store))
+    click.echo(demo_mod.base_log(repo))
     click.echo(explore_hint(store.home, given=home is not None))
