@@ -108,7 +108,7 @@ def on_end(attempt: Attempt, ending: Ending, record: dict[str, Any]) -> None:
     resumed = read(attempt.files.root)
     if resumed:
         record["resumed"] = resumed
-    if ending.outcome != Outcome.FAILURE or ending.reason != NO_RESULT or attempt.stop:
+    if ending.outcome != Outcome.FAILURE or not ending.reason.startswith(NO_RESULT) or attempt.stop:
         return
     if resumed and resumed.get("kind") == "nudge":
         record["nudge"] = "final"

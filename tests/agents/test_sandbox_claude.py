@@ -65,6 +65,8 @@ def test_claude_in_the_sandbox_cannot_write_outside_its_worktree(
             "accounts.boxed.key_env=SANDBOX_KEY",
             f"accounts.boxed.config_dir={config_dir}",
             'sandbox_roles=["builder"]',
+            "roles.builder.coder=claude",
+            "deliver=branch",  # the worktree stays for the test to look into
         ]
         ok(fleet("config", "set", *settings))
         task_id = create(

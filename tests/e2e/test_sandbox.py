@@ -41,7 +41,17 @@ def script(targets: list[Path]) -> str:
 def test_a_sandboxed_agent_cannot_write_outside_its_worktree(
     fleet: Fleet, home: Path, git_repo: Path, tmp_path: Path
 ) -> None:
-    ok(fleet("config", "set", 'sandbox_roles=["builder"]', "max_seconds=60", "stall_seconds=60"))
+    ok(
+        fleet(
+            "config",
+            "set",
+            'sandbox_roles=["builder"]',
+            "max_seconds=60",
+            "stall_seconds=60",
+            "roles.builder.coder=shell",
+            "deliver=branch",  # the worktree stays for the test to look into
+        )
+    )
     # another task's worktree, made by running it first (unsandboxed)
     first = create(fleet, "first", "--coder", "shell", "--command", "true", "--cwd", str(git_repo))
     run_supervisor(home, "--until-idle")
