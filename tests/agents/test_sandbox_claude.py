@@ -46,7 +46,7 @@ def test_claude_in_the_sandbox_cannot_write_outside_its_worktree(
         git_repo / "escape-claude",
     ]
 
-    def steps(script: Script, done: int, workdir: str, result: str) -> Step:
+    def steps(script: Script, done: int, workdir: str, result: str, prompt: str = "") -> Step:
         if done < len(targets):  # one escape per turn, through the Bash tool
             return Step(f"trying {targets[done]}", str(targets[done]), "x", "shell")
         if done == len(targets):
