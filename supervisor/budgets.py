@@ -210,11 +210,21 @@ def has_ceilings(config: Any) -> bool:
     )
 
 
-def overrun(config: Any, limits: Limits, started_at: float, idle_since: float, now: float) -> str:
+def overrun(
+    config: Any,
+    limits: Limits,
+    started_at: float,
+    idle_since: float,
+    now: float,
+    retries: str = "",
+) -> str:
     """`timed_out: ...` past the configured run time (when the task sets no `max_seconds`
-    budget of its own), `stalled: ...` after `stall_seconds` without output, else ""."""
+    budget of its own), `stalled: ...` after `stall_seconds` without output, `overloaded: ...`
+    when all it printed that long is the CLI's retry message (`retries`), else ""."""
     if not limits.max_seconds and now - started_at > config.max_seconds:
         return f"timed_out: ran longer than {config.max_seconds:g} s"
+    if now - idle_since > config.stall_seconds and retries:  # only "reconnecting..." lines
+        return f"overloaded: only retries for {config.stall_seconds:g} s ({retries[:120]})"
     if now - idle_since > config.stall_seconds:
         return f"stalled: no output for {config.stall_seconds:g} s"
     return ""

@@ -223,6 +223,19 @@ def write_json(path: Path, data: object) -> None:
     tmp.replace(path)
 
 
+class Written:
+    """A JSON file written only when what it holds changes (the loop writes it every tick)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.last: object = None
+
+    def write(self, data: object) -> None:
+        if data != self.last:
+            write_json(self.path, data)
+            self.last = data.copy() if isinstance(data, dict) else data
+
+
 def load_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())

@@ -11,7 +11,6 @@ dies in between leaves it for the next one to record.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import socket
@@ -23,17 +22,14 @@ from supervisor.config import Config
 from supervisor.errors import FleetError
 from supervisor.lifecycle import Ending, Policy
 from supervisor.model import Task
-from supervisor.run import adopt, decompose, delivery, ending, merges, ownership, triage
+from supervisor.run import adopt, ending, finish, limits, ownership
 from supervisor.run.accounting import Book
-from supervisor.run.attempt import Attempt, live_dir, waiting_path, write_json
+from supervisor.run.attempt import Attempt, Written, live_dir, waiting_path
 from supervisor.run.dispatch import Fleet, Pick, choose, claim_op, today
-from supervisor.run.governor import Governor
+from supervisor.run.hooks import Hooks
 from supervisor.run.launch import LaunchError, start_all, try_prepare
 from supervisor.run.ops import Op, Parsed, TickReport, commit
 from supervisor.run.process import Processes
-from supervisor.run.reactions import Reactor
-from supervisor.run.roleview import RoleView
-from supervisor.run.stderr_tail import with_stderr
 from supervisor.run.stops import Stops
 from supervisor.store.store import Snapshot, Store
 
@@ -66,17 +62,13 @@ class Supervisor:
         self.config = Config()
         self.book = Book()  # the accounts' state
         self.waiting: dict[str, str] = {}  # ready task id -> why it was not started
-        self._waiting_written: dict[str, str] | None = None
+        self._waiting_file = Written(waiting_path(store.home))  # for `fleet tasks`
         self._config_text: str | None = None
         self.config_error = ""  # why config.toml cannot be used, while it cannot
         self._spent: list[tuple[str, Usage, float | None]] = []  # attempts ended in this tick
         self._adopt_at = 0.0  # when to look for orphaned attempts next
         self._parsed = Parsed()
-        self.parents = decompose.Parents(store)  # tasks waiting for their subtasks
-        self._roles = RoleView()  # the store's roles folded into the configuration
-        self._reactor = Reactor()  # [[on]] rules, review verdicts, gates
-        self.governor = Governor(store, self.actor)  # risk and quarantine
-        self.merges = merges.Queue(store, self.actor, background_stops)  # delivery
+        self.hooks = Hooks(store, self.actor, background_stops)  # roles, subtasks, merges, risk
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -85,14 +77,12 @@ class Supervisor:
         self._spent = []
         snap = self.store.snapshot()
         self._load(snap)
-        self.config = self._roles.apply(self.store, snap.commit, self.config)
-        self.governor.load(snap)
+        self.config = self.hooks.config(snap, self.config)
         ops: list[Op] = []
         if now >= self._adopt_at:  # at the first tick, then now and then: orphans are rare
             self._adopt(now, ops)
             self._adopt_at = now + ADOPT_EVERY
         self._reconcile(snap, now, ops, report)
-        ops += self.parents.settle(snap, now)
         picks = [] if self.stopping or self.config.paused else self._choose(snap, now)
         if self.config_error:  # the configuration cannot be trusted: nothing is claimed
             picks, self.waiting = [], dict.fromkeys(self.store.cache.ready(now), self.config_error)
@@ -104,20 +94,16 @@ class Supervisor:
         won = commit(self.store, self.actor, claims)
         report.claimed = [p.task.id for p in picks if p.task.id in won]
         ops += self._start(report.claimed, now, report)
-        ops += self.merges.step(snap.commit, self.config, now)
+        ops += self.hooks.ops(snap, self.config, now)
         won = commit(self.store, self.actor, ops)
         self.stops.remove(
             [live_dir(home, op.task_id) for op in ops if op.ended and op.task_id in won]
         )
         self.stops.clear(now, self.config.grace_seconds)
-        with contextlib.suppress(FleetError):  # a rule that cannot apply waits for a fix
-            self._reactor.tick(self.store, self.config, self._config_text or "", now)
-        self._write_waiting()
-        self.governor.tick(self.config, self.running, now, report)
-        self.governor.tick(self.config, self.running, now, report)
+        self._waiting_file.write(self.waiting)
+        self.hooks.after(self.config, self._config_text or "", self.running, now, report)
         report.running = len(self.running)
         report.waiting = len(self.store.cache.ready(now, waiting=True))
-        report.merging = self.merges.pending([task_id for task_id, _ in report.ended])
         return report
 
     def _load(self, snap: Snapshot) -> None:
@@ -164,26 +150,11 @@ class Supervisor:
         """Stop the attempt when asked to, or past a limit (time, silence, its task's budget)."""
         if attempt.stop:
             return
-        config = self.config
-        limits = budgets.task_limits(config, task, attempt.coder.name)
-        idle_since = max(attempt.last_output_at, attempt.started_at)
-        reason = budgets.overrun(config, limits, attempt.started_at, idle_since, now)
-        if reason.startswith("stalled") and attempt.retry_text:  # only "reconnecting..." lines
-            reason = (
-                f"overloaded: only retries for {config.stall_seconds:g} s"
-                f" ({attempt.retry_text[:120]})"
-            )
-        if (task is not None and task.run is not None and task.run.stop) or self.stopping == "now":
-            reason = "killed"
-        elif not reason and task is not None:
-            running = (now - attempt.started_at, attempt.usage)
-            reason, warnings = budgets.check(
-                task, limits, running, config.prices, config.budget_warning, attempt.warned
-            )
-            ops += [ending.warning_op(attempt, name, used) for name, used in warnings]
+        reason, warnings = limits.check(self.config, attempt, task, self.stopping == "now", now)
+        ops += warnings
         if reason:
             attempt.stop = reason
-            self.stops.stop(attempt.handle, config.grace_seconds)
+            self.stops.stop(attempt.handle, self.config.grace_seconds)
 
     def _note_limit(self, attempt: Attempt, now: float, ops: list[Op]) -> None:
         limit, attempt.limit = attempt.limit, None
@@ -199,28 +170,13 @@ class Supervisor:
         self._note_limit(attempt, now, ops)
         self.running.pop(attempt.task_id, None)
         self.stops.ended(attempt.handle)
-        task = self.store.cache.get(attempt.task_id) if attempt.stop.startswith("killed") else None
-        end = ending.classify(attempt, code, task.run.stop if task and task.run else None)
-        end = with_stderr(end, attempt.files.stderr)
-        ended = self.store.cache.get(attempt.task_id)
-        end, fill = triage.on_end(end, ended, self.config)
-        end, subtasks = decompose.on_end(end, ended, self.store, self.config, fill)
+        judged = finish.judge(self.store, attempt, code, self.config)
         name = attempt.account
-        op = self.book.ended(name, attempt.coder.name, end, self.config, now)
+        op = self.book.ended(name, attempt.coder.name, judged.end, self.config, now)
         ops += [op] if op else []
-        prices = self.config.prices
-        self._spent.append((name, attempt.usage, budgets.cost(attempt.usage, prices)))
-        summary = ending.record(attempt, end, code, now, self.actor, prices)
-        summary.update(triage.record_fields(ended))
-        delivered = delivery.on_end(self.store, attempt, end, summary)  # its work, its diff
-        op = ending.end_op(attempt, end, summary, now, self.policy)
-        op = delivery.hooked(op, attempt.n, summary, self.config, now, delivered)
-        return decompose.planned(op, attempt.n, summary, fill, subtasks, ended, self.config, now)
-
-    def _write_waiting(self) -> None:
-        if self.waiting != self._waiting_written:
-            write_json(waiting_path(self.store.home), self.waiting)
-            self._waiting_written = dict(self.waiting)
+        self._spent.append((name, attempt.usage, budgets.cost(attempt.usage, self.config.prices)))
+        args = (attempt, judged, code, now, self.actor, self.config, self.policy)
+        return finish.record_op(self.store, *args)
 
     # -- adoption --------------------------------------------------------------------------------
 
@@ -248,7 +204,7 @@ class Supervisor:
     def _choose(self, snap: Snapshot, now: float) -> list[Pick]:
         day = today(self.store, self.config, self.running, self._spent, now)
         fleet = Fleet(self.config, self.running, self.book.states, day, os.environ, now)
-        fleet.quarantined = self.governor.quarantined
+        fleet.quarantined = self.hooks.governor.quarantined
         picks, self.waiting = choose(snap, self.store.cache.ready(now, waiting=False), fleet)
         return picks
 

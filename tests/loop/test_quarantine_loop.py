@@ -60,7 +60,7 @@ def test_an_agent_that_deletes_tests_and_loops_on_errors_is_quarantined(rig: Rig
         rig.finish(task_id, code=1, lines=["error: it does not work"])  # ...and fails
         report = rig.tick(rig.now + 1)
         assert report.ended == [(task_id, "failure")]
-        score = {a.subject: a.score for a in rig.sup.governor.assessments}["role:rogue"]
+        score = {a.subject: a.score for a in rig.sup.hooks.governor.assessments}["role:rogue"]
         scores.append(score)
         if score >= 0.9:
             break
@@ -121,7 +121,7 @@ def test_a_well_behaved_agent_is_never_quarantined_over_200_tasks(rig: Rig) -> N
     attempts = 0
     for _ in range(2000):
         rig.tick(rig.now + 1)
-        worst = max([worst, *(a.score for a in rig.sup.governor.assessments)])
+        worst = max([worst, *(a.score for a in rig.sup.hooks.governor.assessments)])
         for run in rig.fake.running():
             attempts += 1
             (run.cwd / "src" / f"{run.env['FLEET_TASK_ID']}.py").write_text("x = 1\n" * 20)
