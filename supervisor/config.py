@@ -66,8 +66,8 @@ class RoleSettings(BaseModel):
     # roles and handoffs (`supervisor.roles`): also the settings header of `roles/NAME.md`
     accounts: list[str] = Field(default_factory=list, description="accounts its tasks may use")
     max_concurrent: int | None = Field(None, ge=1, description="agents of this role at once")
-    deliver: Literal["", "merge", "branch", "pr"] = Field(
-        "", description="how its finished work is delivered"
+    deliver: Literal["", "merge", "branch", "none"] = Field(
+        "", description="how its finished work is delivered (a task's --deliver overrides)"
     )
     tools: ToolRules = Field(default_factory=lambda: ToolRules(), description="tools it may use")
     requires: list[str] = Field(

@@ -117,3 +117,29 @@ def refuse_self_approval(task: Task, approver_task: Task | None) -> str:
             f"({'/'.join(x or '-' for x in identity(run))}): it cannot approve {task.id}"
         )
     return ""
+
+
+GATED = "gated"  # `delivery.state` of work that waits for its approvals before the merge queue
+
+
+def hold(task: Task, config: Config, branch: str, kept: dict[str, Any], now_iso: str) -> bool:
+    """Work that closed but whose gate is shut waits for its approvals instead of the merge
+    queue (`delivery.state = gated`); False when the gate is open (or there is none)."""
+    verdict = may_deliver(task, approvals(task), config)
+    if verdict.ok:
+        return False
+    waits = ", ".join(verdict.waiting_for) or verdict.reason
+    task.delivery = {**kept, "state": GATED, "branch": branch, "waiting": f"approval: {waits}"}
+    task.delivery["gated_at"] = now_iso
+    return True
+
+
+def release(task: Task, config: Config, now_iso: str) -> bool:
+    """Once its gate opens, gated work joins the merge queue (`delivery.state = queued`)."""
+    state = dict(task.delivery or {})
+    if state.get("state") != GATED or not may_deliver(task, approvals(task), config).ok:
+        return False
+    state.pop("waiting", None)
+    task.delivery = {**state, "state": "queued", "queued_at": now_iso}
+    task.updated_at = now_iso  # the merge queue looks at what changed since it last looked
+    return True

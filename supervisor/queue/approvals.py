@@ -51,6 +51,7 @@ def approve(
             record["comment"] = comment
         task.extra["approvals"] = [*gates.approvals(task), record]
         verdict = gates.may_deliver(task, gates.approvals(task), config)
+        gates.release(task, config, now_iso())  # gated work joins the merge queue
         if record["verdict"] == "approved":
             as_ = gates.HUMAN if not agent else f"role:{record['role']}"
             emits.append(emit_line("gate.approved", task.id, {"by": record["by"], "as": as_}))

@@ -14,6 +14,7 @@ import json
 import threading
 from pathlib import Path
 
+from supervisor import gates
 from supervisor.config import Config
 from supervisor.model import Task, iso
 from supervisor.run import merge
@@ -28,7 +29,9 @@ RETRIES = 5  # merges of one task in a row that may fail unexpectedly before it 
 
 
 def mode(task: Task, config: Config) -> str:
-    return task.deliver or config.deliver
+    """Where the task's work goes: its own `--deliver`, else its role's, else the fleet's."""
+    role = config.roles.get(task.role) if task.role else None
+    return task.deliver or (role.deliver if role else "") or config.deliver
 
 
 def on_close(task: Task, config: Config, now: float) -> None:
@@ -49,6 +52,8 @@ def on_close(task: Task, config: Config, now: float) -> None:
         kept["retry_base"] = task.retry_base
     how = mode(task, config)
     branch = str(work.get("branch") or f"fleet/{task.id}")
+    if how == "merge" and gates.hold(task, config, branch, kept, iso(now)):
+        return  # its approvals come first (`fleet approve`, a reviewer's verdict)
     if how == "merge":
         task.delivery = {**kept, "state": "queued", "queued_at": iso(now), "branch": branch}
     elif how == "branch":
@@ -128,6 +133,7 @@ class Queue:
         self.line: dict[str, str] = {}  # task id -> where it stands, for `fleet tasks`
         self.known: set[str] = set()  # tasks that may be queued: the queue, read incrementally
         self.rescan_at = 0.0  # when to read the whole queue from the store again
+        self.seq = 0  # the cache's write counter when the queue was last read
         self.retries: dict[str, int] = {}  # task id -> merges in a row that raised
         self.hold: dict[str, float] = {}  # task id -> not merged again before then (a backoff)
         self.stalled: set[str] = set()  # tasks whose merge waits for a person (a dirty tree)
@@ -187,7 +193,14 @@ class Queue:
         the closed tasks); in between, only the tasks whose attempts ended are looked at."""
         if now >= self.rescan_at:
             self.rescan_at = now + RESCAN_EVERY
+            self.seq = self.store.cache.touched()
             self.known = {str(b["id"]) for b in self.store.cache.delivering()}
+        else:  # the tasks written since the last look: gated work an approval queued
+            fresh, seq = self.store.cache.queued_since(self.seq)
+            self.known.update(fresh)
+            if seq < self.seq:  # the cache was rebuilt: read the whole queue at the next look
+                self.rescan_at = 0.0
+            self.seq = seq
         queued = []
         for task_id in sorted(self.known):
             task = self.store.cache.get(task_id)

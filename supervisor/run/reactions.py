@@ -410,6 +410,7 @@ class _Work:
             self.emit("review.refused", task.id, {"by": reviewer.id, "reason": record["reason"]})
         approvals = gates.approvals(task)
         task.extra["approvals"] = [*approvals, record]
+        gates.release(task, self.config, iso(self.now))  # gated work joins the merge queue
         self.save(task)
         self.did("", f"{record['verdict']} {task.id} as role:{reviewer.role} by {reviewer.id}")
         if record["verdict"] != "approved":

@@ -28,9 +28,9 @@ from supervisor.model import BLOCKING_TYPES, NOT_WORK_TYPES, PARENT_TYPE, Task, 
 from supervisor.store.git import Git
 from supervisor.store.paths import CONFIG_PATH, FORMAT_PATH, TASKS, is_task_file, task_id_of
 
-SCHEMA_VERSION = "8"
+SCHEMA_VERSION = "9"
 WATCHED = (TASKS, CONFIG_PATH, FORMAT_PATH)  # the paths of the tree the cache reflects
-TABLES = ("tasks", "bodies", "deps")
+TABLES = ("tasks", "bodies", "deps", "touched")
 BODY = "JOIN bodies b ON b.id = t.id"  # the JSON lives apart: the tasks table stays small
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,6 +47,7 @@ CREATE INDEX IF NOT EXISTS deps_issue ON deps(issue_id);
 CREATE INDEX IF NOT EXISTS deps_target ON deps(depends_on_id);
 CREATE INDEX IF NOT EXISTS tasks_order ON tasks(priority, created_ts, id, status);
 CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks(status, priority, created_ts);
+CREATE TABLE IF NOT EXISTS touched(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE);
 CREATE VIEW IF NOT EXISTS tasks_json AS SELECT t.*, b.body FROM tasks t JOIN bodies b USING (id);
 """
 PREFIX_LINE = re.compile(r'^id_prefix = "([a-z][a-z0-9_]{0,15})"$', re.M)
@@ -292,6 +293,8 @@ class Cache:
         self.db.executemany("INSERT INTO tasks VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         self.db.executemany("INSERT INTO bodies VALUES(?,?)", bodies)
         self.db.executemany("INSERT INTO deps VALUES(?,?,?)", deps)
+        self.db.executemany("DELETE FROM touched WHERE id=?", [(i,) for i in ids])
+        self.db.executemany("INSERT INTO touched(id) VALUES(?)", [(i,) for i in ids])
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -351,6 +354,21 @@ class Cache:
         """The JSON of every task changed at or after `ts` (epoch seconds)."""
         sql = f"SELECT b.body FROM tasks t {BODY} WHERE t.updated_ts >= ?"
         return [json.loads(body) for (body,) in self.db.execute(sql, (ts,))]
+
+    def touched(self) -> int:
+        """The cache's write counter: every task written since has a higher one."""
+        row = self.db.execute("SELECT coalesce(max(seq), 0) FROM touched").fetchone()
+        return int(row[0])
+
+    def queued_since(self, seq: int) -> tuple[list[str], int]:
+        """Closed tasks written after write `seq` whose work waits for the merge queue, and the
+        write counter now."""
+        sql = (
+            f"SELECT t.id FROM touched c JOIN tasks t ON t.id = c.id {BODY}"
+            " WHERE c.seq > ? AND t.status='closed'"
+            " AND json_extract(b.body, '$.delivery.state') = 'queued'"
+        )
+        return [str(row[0]) for row in self.db.execute(sql, (seq,))], self.touched()
 
     def stream(self) -> Iterator[dict[str, Any]]:
         """Every task's JSON in export order (priority, newest first, id), read as it goes."""

@@ -2,13 +2,15 @@
 no person in the loop but one `fleet approve`:
 
 developer task -> review requests changes -> the developer reworks on the same branch -> the
-review approves -> a person approves -> the gate opens (`gates.may_deliver` is true), which is
-where a merge queue delivers the branch. The store's events tell the story in order.
+review approves -> a person approves -> the gate opens (`gates.may_deliver` is true), and the
+merge queue merges the developer's branch into the base branch. The store's events tell the
+story in order.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from tests.support.cli_e2e import (
     mock_for,
     ok,
     point_at,
+    run_supervisor,
     supervise_until,
     task_of,
     use_clis,
@@ -105,10 +108,18 @@ def test_review_pipeline_with_the_real_claude_cli(
         assert waiting and waiting[0]["status"] == "gate"
         assert waiting[0]["why"].startswith("waits for human for ")
 
+        assert (task.delivery or {}).get("state") == "gated"  # not merged before approval
+        assert HELLO_NAME not in _main_files(git_repo)
         ok(fleet("approve", dev, "--comment", "ship it"))  # the one person in the loop
         task = store.get(dev)
         assert gates.may_deliver(task, gates.approvals(task), config).ok
-        # here a merge queue delivers fleet/<dev> onto the base branch
+        assert (task.delivery or {}).get("state") == "queued"  # the gate open: to the queue
+        run_supervisor(home, "--until-idle")  # the merge queue delivers fleet/<dev>
+        task = store.get(dev)
+        assert (task.delivery or {}).get("state") == "merged", task.delivery
+        assert HELLO_NAME in _main_files(git_repo)
+        merges = _git(git_repo, "log", "--merges", "--format=%s", "main")
+        assert f"fleet/{dev}" in merges
 
         # two developer attempts, the second on the same branch and worktree, with the review
         assert [a["outcome"] for a in task.attempts] == ["success", "success"]
@@ -157,3 +168,13 @@ def test_review_pipeline_with_the_real_claude_cli(
     log = ok(fleet("log", "-n", "0")).out
     assert f"review.verdict {first} (changes_requested)" in log
     assert f"approve {dev} by" in log
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def _main_files(repo: Path) -> list[str]:
+    return _git(repo, "ls-tree", "--name-only", "main").split()

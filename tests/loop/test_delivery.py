@@ -499,3 +499,26 @@ def test_unresolved_conflict_markers_never_reach_the_base(repo_rig: Rig) -> None
     assert task.status == "open" and task.delivery
     assert "still holds conflict markers in: README.md" in task.delivery["handoff"]
     assert git(rig.work, "show", "main:README.md") == "test repo\n"
+
+
+def test_work_behind_a_gate_waits_for_its_approvals_then_the_queue_merges_it(
+    repo_rig: Rig,
+) -> None:
+    from supervisor.queue.approvals import approve
+
+    rig = repo_rig
+    task_id = rig.task("needs a person's approval", requires="human")
+    rig.tick(T0)
+    work(rig, task_id, {"gated.txt": "g\n"})
+    settle(rig, 4)
+    task = rig.get(task_id)
+    assert task.status == "closed"
+    assert (task.delivery or {}).get("state") == "gated"
+    assert task.delivery["waiting"] == "approval: human"
+    assert "gated.txt" not in git(rig.work, "ls-tree", "--name-only", "main")  # not merged
+    verdict = approve(rig.store, task_id, "looks right", actor="alice")
+    assert verdict.ok
+    assert (rig.get(task_id).delivery or {}).get("state") == "queued"
+    settle(rig, 4)
+    assert (rig.get(task_id).delivery or {}).get("state") == "merged"
+    assert "gated.txt" in git(rig.work, "ls-tree", "--name-only", "main")
