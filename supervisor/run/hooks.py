@@ -33,7 +33,9 @@ class Hooks:
         return self.roles.apply(self.store, snap.commit, config)
 
     def ops(self, snap: Snapshot, config: Config, now: float) -> list[Op]:
-        """Parents whose subtasks all closed, and the merge queue's step."""
+        """Parents whose subtasks all closed, and the merge queue's step (which delivers no
+        quarantined subject's work)."""
+        self.merges.quarantined = dict(self.governor.quarantined)
         return self.parents.settle(snap, now) + self.merges.step(snap.commit, config, now)
 
     def after(

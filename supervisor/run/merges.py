@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 from supervisor import gates
 from supervisor.config import Config
@@ -21,6 +22,7 @@ from supervisor.run import merge
 from supervisor.run.merge import Merged, repo_of
 from supervisor.run.ops import Op
 from supervisor.run.status import move
+from supervisor.store import quarantine
 from supervisor.store.store import Store
 
 LOOK_EVERY = 2.0  # seconds between two looks at a queue that waits (a dirty tree)
@@ -134,6 +136,7 @@ class Queue:
         self.known: set[str] = set()  # tasks that may be queued: the queue, read incrementally
         self.rescan_at = 0.0  # when to read the whole queue from the store again
         self.seq = 0  # the cache's write counter when the queue was last read
+        self.quarantined: dict[str, dict[str, Any]] = {}  # subject -> record: not delivered
         self.retries: dict[str, int] = {}  # task id -> merges in a row that raised
         self.hold: dict[str, float] = {}  # task id -> not merged again before then (a backoff)
         self.stalled: set[str] = set()  # tasks whose merge waits for a person (a dirty tree)
@@ -219,6 +222,12 @@ class Queue:
             key = repo.common if repo else Path(task.cwd)
             if now < self.hold.get(task.id, 0.0):
                 line[task.id] = "merge failed; tried again shortly"
+                continue
+            last = task.attempts[-1] if task.attempts else {}
+            coder, account = str(last.get("coder") or ""), str(last.get("account") or "")
+            held = quarantine.blocks(self.quarantined, task.id, task.role, coder, account)
+            if held:  # a quarantined subject's work is not delivered until it is released
+                line[task.id] = held.replace("waits:", "its merge waits:", 1)
                 continue
             if key in self.busy:
                 merging = self.busy[key] == task.id

@@ -522,3 +522,23 @@ def test_work_behind_a_gate_waits_for_its_approvals_then_the_queue_merges_it(
     settle(rig, 4)
     assert (rig.get(task_id).delivery or {}).get("state") == "merged"
     assert "gated.txt" in git(rig.work, "ls-tree", "--name-only", "main")
+
+
+def test_a_quarantined_roles_work_is_not_merged_until_it_is_released(repo_rig: Rig) -> None:
+    from supervisor.store import quarantine
+
+    rig = repo_rig
+    rig.configure("roles.dev.coder=shell")
+    task_id = rig.task("risky change", role="dev")
+    rig.tick(T0)
+    work(rig, task_id, {"risky.txt": "r\n"})
+    quarantine.add(rig.store, "role:dev", "deletes tests", "alice", T0)
+    settle(rig, 4)
+    assert (rig.get(task_id).delivery or {}).get("state") == "queued"
+    assert "risky.txt" not in git(rig.work, "ls-tree", "--name-only", "main")
+    why = merges.waiting(rig.store.home).get(task_id, "")
+    assert why.startswith("its merge waits: role:dev is quarantined (deletes tests)")
+    quarantine.release(rig.store, "role:dev", "alice", "looked at it")
+    settle(rig, 4)
+    assert (rig.get(task_id).delivery or {}).get("state") == "merged"
+    assert "risky.txt" in git(rig.work, "ls-tree", "--name-only", "main")
