@@ -249,7 +249,7 @@ def ready(ctx: click.Context, limit: int, as_json: bool) -> None:
 
 def _mark_refinement(store: Any, rows: list[dict[str, Any]]) -> None:
     """A ready task its role is not ready for says so: `needs_refinement` (what it lacks)."""
-    from supervisor.queue.roles import mention
+    from supervisor.queue.rolecheck import mention
 
     if not rows or not mention(store, "ready_when"):  # no role asks: skip loading the config
         return

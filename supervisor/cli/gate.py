@@ -104,11 +104,8 @@ def print_gate(report: dict[str, Any]) -> None:
 
 
 def waiting_rows(store: Any, now: float, shown: set[str]) -> list[dict[str, Any]]:
-    """Rows for `fleet tasks`: closed tasks whose gate waits, with whom for and how long."""
-    from supervisor import gates
-    from supervisor.cli import views
-    from supervisor.queue import roles as roles_store
-
+    """Rows for `fleet tasks`: closed tasks whose gate waits, with whom for and how long. (The
+    configuration, and pydantic with it, is loaded only when a gate waits.)"""
     head = store.cache.sync()
     trees = store.git.trees
     state = trees.entries(trees.commit_tree(head)).get("state") if head else None
@@ -121,6 +118,10 @@ def waiting_rows(store: Any, now: float, shown: set[str]) -> list[dict[str, Any]
         return []
     if not waiting:
         return []
+    from supervisor import gates
+    from supervisor.cli import views
+    from supervisor.queue import roles as roles_store
+
     config = roles_store.effective_config(store)
     rows = []
     for task_id in sorted(waiting):

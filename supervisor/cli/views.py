@@ -53,18 +53,18 @@ def explain_merging(store: Store, rows: list[dict[str, Any]]) -> None:
     queued = [r for r in rows if r["status"] == "closed" and r.get("delivery") == "queued"]
     if not queued:
         return
-    from supervisor.run.merges import waiting
+    from supervisor.run.attempt import merge_line
 
-    line = waiting(store.home)
+    line = merge_line(store.home)
     for r in queued:
         r["why"] = line.get(r["id"]) or r.get("delivery_waiting") or "queued for its merge"
 
 
 def merging_rows(store: Store, shown: set[str], now: float) -> list[dict[str, Any]]:
     """Closed tasks whose work waits for the merge queue, with where each stands."""
-    from supervisor.run.merges import waiting
+    from supervisor.run.attempt import merge_line
 
-    line = waiting(store.home)  # the running supervisor's queue (a query over every closed
+    line = merge_line(store.home)  # the running supervisor's queue (a query over every closed
     out = []  # task would cost `fleet tasks` its budget at 100,000 tasks)
     for task_id in sorted(set(line) - shown):
         task = store.cache.get(task_id)

@@ -71,3 +71,20 @@ def _header(store: Store, sha: str) -> dict[str, Any] | None:
         return tomllib.loads("\n".join(lines[1:end]))
     except tomllib.TOMLDecodeError:
         return None
+
+
+def mention(store: Store, word: str) -> bool:
+    """Whether config.toml or a role file holds `word`, read raw: a cheap look before the
+    configuration (and pydantic) is loaded."""
+    commit = store.cache.sync()
+    if word in store.cache.config_text():
+        return True
+    if commit is None:
+        return False
+    trees = store.git.trees
+    entry = trees.entries(trees.commit_tree(commit)).get("roles")
+    if entry is None:
+        return False
+    names = [n for n in trees.entries(entry[1]) if n.endswith(".md")]
+    blobs = store.git.cat_batch([f"{commit}:{'roles'}/{n}" for n in names])
+    return any(data is not None and word.encode() in data for _, data in blobs)

@@ -50,23 +50,6 @@ def all_roles(store: Store) -> dict[str, roles.Role]:
     return roles.merged(config, stored(store, commit))
 
 
-def mention(store: Store, word: str) -> bool:
-    """Whether config.toml or a role file holds `word`, read raw: a cheap look before the
-    configuration (and pydantic) is loaded."""
-    commit = store.cache.sync()
-    if word in store.cache.config_text():
-        return True
-    if commit is None:
-        return False
-    trees = store.git.trees
-    entry = trees.entries(trees.commit_tree(commit)).get(roles.ROLES_DIR)
-    if entry is None:
-        return False
-    names = [n for n in trees.entries(entry[1]) if n.endswith(".md")]
-    blobs = store.git.cat_batch([f"{commit}:{roles.ROLES_DIR}/{n}" for n in names])
-    return any(data is not None and word.encode() in data for _, data in blobs)
-
-
 def effective_config(store: Store) -> config_mod.Config:
     """The configuration with the store's roles folded into its `roles` table."""
     commit = store.cache.sync()

@@ -242,3 +242,10 @@ def load_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def merge_line(home: Path) -> dict[str, str]:
+    """Where each task queued for its merge stands, as the running supervisor last wrote it
+    (`live/merges.json`; read by `fleet tasks` without loading the merge queue)."""
+    data = load_json(home / "live" / "merges.json")
+    return {str(k): str(v) for k, v in data.items()} if data else {}

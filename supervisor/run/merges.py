@@ -19,6 +19,7 @@ from supervisor import gates
 from supervisor.config import Config
 from supervisor.model import Task, iso
 from supervisor.run import merge
+from supervisor.run.attempt import merge_line
 from supervisor.run.merge import Merged, repo_of
 from supervisor.run.ops import Op
 from supervisor.run.status import move
@@ -275,8 +276,4 @@ def _write_line(path: Path, line: dict[str, str]) -> None:
 
 def waiting(home: Path) -> dict[str, str]:
     """Where each queued task stands, as the running supervisor last wrote it."""
-    try:
-        data = json.loads((home / "live" / "merges.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    return merge_line(home)
