@@ -14,7 +14,7 @@ from _thread import RLock, allocate_lock, get_ident
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from supervisor.errors import GitError
 from supervisor.store.packs import Packs
@@ -55,12 +55,40 @@ def _exclusive(directory: Path, prefix: str) -> tuple[int, str]:
             continue
 
 
+_POOL: Any = None  # the threads that sync files at once, made on first use and kept
+FEW = 8  # files synced on threads started for them (a command's commit); more: on the pool
+
+
 def _all_at_once(fn: Callable[[T], object], items: list[T]) -> None:
-    """fn(item) for every item, each on its own thread (one on this one); the first error."""
+    """fn(item) for every item at once, on a pool of threads kept for the process (starting a
+    thread per file cost more than the syncs); the first error is raised."""
+    global _POOL
     if len(items) == 1:
         fn(items[0])
         return
-    import threading  # here: only a write that syncs several files needs it
+    if len(items) <= FEW:  # a command's commit: threads of its own (no pool worth importing)
+        _on_threads(fn, items)
+        return
+    if _POOL is None:  # here: only a write that syncs several files needs it
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fleet-sync")
+    futures = [_POOL.submit(fn, item) for item in items[1:]]
+    error: BaseException | None = None
+    try:
+        fn(items[0])
+    except BaseException as exc:  # re-raised below, once the others are done
+        error = exc
+    for future in futures:
+        raised = future.exception()
+        error = error or raised
+    if error is not None:
+        raise error
+
+
+def _on_threads(fn: Callable[[T], object], items: list[T]) -> None:
+    """fn(item) for every item, each on a thread of its own (one on this one); the first error."""
+    import threading
 
     errors: list[BaseException] = []
 
