@@ -179,11 +179,25 @@ def gc(store: Store, patience: float = 60.0) -> dict[str, Any]:
         time.sleep(0.2)
         fd = _take_lock(store)
     started = time.monotonic()
+    _clear_dead_gc_locks(store)
     try:
         store.git.run("-c", "gc.autoDetach=false", "gc", "--quiet", f"--prune={PRUNE}")
     finally:
         os.close(fd)
     return {"before": before, "after": usage(store), "seconds": time.monotonic() - started}
+
+
+def _clear_dead_gc_locks(store: Store) -> None:
+    """The locks a packing killed mid-way left (`packed-refs.lock`, `gc.pid`): with the packing
+    lock held, and no git process working on the store started before them, nobody owns them."""
+    for name in ("packed-refs.lock", "gc.pid"):
+        lock = store.git_dir / name
+        try:
+            made = lock.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if not store._git_started_before(made + 1.0):
+            lock.unlink(missing_ok=True)
 
 
 def _git(store: Store) -> list[str]:

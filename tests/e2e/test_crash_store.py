@@ -198,3 +198,18 @@ def test_bd_create_starts_packing_in_the_background_when_it_is_due(tmp_path: Pat
     assert made.stdout.strip() in tree_tasks(home)
     store.close()
     assert_fsck_clean(home)
+
+
+def test_gc_after_a_packing_killed_mid_way_clears_the_locks_it_left(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    loose_store(home, 50)
+    (home / ".git" / "packed-refs.lock").write_text("")  # what a `git gc` killed mid-way leaves
+    (home / ".git" / "gc.pid").write_text("99999999 elsewhere")
+    store = Store.open(home)
+    try:
+        report = maintenance.gc(store)
+    finally:
+        store.close()
+    assert report["after"]["loose_objects"] == 0 and report["after"]["packs"] == 1
+    assert not (home / ".git" / "packed-refs.lock").exists()
+    assert_fsck_clean(home)
