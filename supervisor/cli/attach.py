@@ -88,7 +88,8 @@ def open_session(store: Any, task: Any) -> str:
 
     n = running_attempt(store, task)
     root = views.live_path(store, task, n, "output.log")
-    follow = fleet_argv(store.home, "attach", task.id, "--follow-log")
+    which = ["--attempt", str(n)] if n else []
+    follow = fleet_argv(store.home, "task", task.id, "log", "--follow", *which)
     watch = f"{follow}; echo; echo '[fleet] the attempt ended; Ctrl-b d to leave'; sleep 86400"
     tmux("new-session", "-d", "-s", name, "-n", "log", "-x", "200", "-y", "50", watch)
     tmux("set-option", "-t", name, "remain-on-exit", "on")
@@ -149,7 +150,6 @@ def take_over(store: Any, task: Any) -> str:
     " gemini, opencode); the task is held until `fleet retry`.",
 )
 @click.option("--no-attach", is_flag=True, help="Open the tmux session and print its name only.")
-@click.option("--follow-log", is_flag=True, hidden=True)  # what the session's log window runs
 @click.option("--json", "as_json", is_flag=True, help="With --no-attach: the session as JSON.")
 @click.pass_context
 def attach(
@@ -157,16 +157,12 @@ def attach(
     task_id: str,
     take_over: bool,
     no_attach: bool,
-    follow_log: bool,
     as_json: bool,
 ) -> None:
     """Watch a running agent in tmux (Ctrl-b d detaches; the agent goes on)."""
     from supervisor.model import check_id
 
     check_id(task_id)
-    if follow_log:
-        follow(open_store(ctx), task_id)
-        return
     if shutil.which("tmux") is None:
         raise Missing("tmux is not installed", hint="install tmux (e.g. `apt install tmux`)")
     store = open_store(ctx)
@@ -187,40 +183,6 @@ def attach(
     if os.environ.get("TMUX"):
         os.execvp("tmux", ["tmux", "switch-client", "-t", f"={name}"])
     os.execvp("tmux", ["tmux", "attach-session", "-t", f"={name}"])
-
-
-def follow(store: Any, task_id: str, poll: float = 0.2) -> None:
-    """Print the running attempt's log as it grows; when the attempt ends, the rest of its
-    committed log (what was written between the last read and the end), then return."""
-    import time
-
-    from supervisor.cli import views
-
-    task = store.get(task_id)
-    n = running_attempt(store, task)
-    if n == 0:
-        return
-    path = views.live_path(store, task, n, "log.txt")
-    if path is None:
-        return
-    offset = 0
-    while True:
-        try:
-            with open(path, "rb") as fh:
-                fh.seek(offset)
-                chunk = fh.read()
-        except OSError:
-            chunk = b""
-        if chunk:
-            offset += len(chunk)
-            click.echo(chunk.decode(errors="replace"), nl=False)
-            continue
-        task = store.get(task_id)
-        if running_attempt(store, task) != n:
-            rest = (views.artifact(store, task, n, "log.txt") or b"")[offset:]
-            click.echo(rest.decode(errors="replace"), nl=False)
-            return
-        time.sleep(poll)
 
 
 def open_or_reuse(store: Any, task: Any) -> str:
