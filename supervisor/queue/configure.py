@@ -48,22 +48,7 @@ def set_values(store: Store, pairs: list[str], actor: str | None = None) -> conf
                         f"{'.'.join(path)} is not a table", hint=", ".join(config.keys())
                     )
             node[path[-1]] = value
-        try:
-            cfg = config.Config.model_validate(data)
-        except ValidationError as exc:
-            raise BadInput(
-                f"invalid configuration: {config.explain(exc)}", hint=config.choices(exc)
-            ) from None
-        config.check_coders(cfg)
-        new_text = tomli_w.dumps(data)
-        if new_text == text:
-            return None, cfg
-        change = Change(
-            "config: " + ", ".join(pairs),
-            "config_changed",
-            files={config.CONFIG_PATH: new_text.encode()},
-        )
-        return change, cfg
+        return _rewrite(text, data, "configuration", "config: " + ", ".join(pairs))
 
     return store.mutate(build, actor)
 
@@ -97,19 +82,24 @@ def edit_entry(
             entries.pop(name, None)
         else:
             entries[name] = entry
-        try:
-            cfg = config.Config.model_validate(data)
-        except ValidationError as exc:
-            raise BadInput(
-                f"invalid {table[:-1]}: {config.explain(exc)}", hint=config.choices(exc)
-            ) from None
-        config.check_coders(cfg)
-        new_text = tomli_w.dumps(data)
-        if new_text == text:
-            return None, cfg
-        return Change(summary, "config_changed", files={config.CONFIG_PATH: new_text.encode()}), cfg
+        return _rewrite(text, data, table[:-1], summary)
 
     return store.mutate(build, actor)
+
+
+def _rewrite(
+    text: str, data: dict[str, Any], what: str, summary: str
+) -> tuple[Change | None, config.Config]:
+    """The configuration `data` checked, and the commit that writes it (None: `text` already is)."""
+    try:
+        cfg = config.Config.model_validate(data)
+    except ValidationError as exc:
+        raise BadInput(f"invalid {what}: {config.explain(exc)}", hint=config.choices(exc)) from None
+    config.check_coders(cfg)
+    new_text = tomli_w.dumps(data)
+    if new_text == text:
+        return None, cfg
+    return Change(summary, "config_changed", files={config.CONFIG_PATH: new_text.encode()}), cfg
 
 
 def replace_text(store: Store, before: bytes, after: bytes, actor: str | None = None) -> bool:
